@@ -1,0 +1,3 @@
+from dativo_ingest.cli import main
+
+main()

@@ -1,0 +1,239 @@
+"""The `dativo-tf` command line. Heavy modules are imported inside commands so `--version` starts fast."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from dativo_ingest import __version__
+
+
+class Context:
+    def __init__(self, verbose: bool, quiet: bool):
+        self.verbose = verbose
+        self.quiet = quiet
+
+
+def _fail(ctx: Context, exc: BaseException) -> None:
+    """Print a user error as `path:line: message` (traceback only with --verbose) and exit 2."""
+    from dativo_ingest.errors import DativoTfError, InputErrors
+
+    if ctx.verbose:
+        traceback.print_exception(exc, file=sys.stderr)
+    if isinstance(exc, InputErrors):
+        for err in exc.errors:
+            click.echo(f"{err}", err=True)
+    elif isinstance(exc, DativoTfError):
+        click.echo(f"{exc}", err=True)
+    else:
+        click.echo(f"error: {exc}", err=True)
+    sys.exit(2)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="dativo-tf")
+@click.option("-v", "--verbose", is_flag=True, help="Show tracebacks for errors.")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
+@click.pass_context
+def main(click_ctx: click.Context, verbose: bool, quiet: bool) -> None:
+    """Generate Terraform workspaces from Dativo job configs."""
+    click_ctx.obj = Context(verbose, quiet)
+
+
+def _project(config: str | None):
+    from dativo_ingest.settings import ProjectSettings
+
+    return ProjectSettings.load(config)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--config", "config", type=click.Path(), help="dativo-tf.yaml (default: found upwards from here).")
+@click.option("--out", "out", type=click.Path(file_okay=False), help="Output folder (default: output_dir).")
+@click.option("--check", is_flag=True, help="Write nothing; list what would change; exit 1 if anything would.")
+@click.option("--diff", is_flag=True, help="Write nothing; print a unified diff; exit 1 if anything would change.")
+@click.pass_obj
+def generate(ctx: Context, paths: tuple[str, ...], config: str | None, out: str | None, check: bool, diff: bool) -> None:
+    """Write one Terraform workspace per job (only files whose bytes change)."""
+    from dativo_ingest.errors import DativoTfError
+    from dativo_ingest.pipeline import render_all
+    from dativo_ingest.report import Report, WriteBack
+    from dativo_ingest.writer import apply, plan, unified_diff
+
+    mode = WriteBack.DIFF if diff else WriteBack.CHECK if check else WriteBack.YES
+    report = Report(mode=mode, quiet=ctx.quiet)
+    try:
+        project = _project(config)
+        output_dir = Path(out).resolve() if out else project.output_dir
+        rendered = render_all(project, paths)
+    except DativoTfError as exc:
+        _fail(ctx, exc)
+    for warning in rendered.warnings:
+        report.warning(warning)
+    for err in rendered.errors:
+        report.error(err)
+    if report.errors:
+        report.status(f"{len(report.errors)} error(s); nothing written")
+        sys.exit(report.return_code)
+    try:
+        result = plan(rendered.workspaces, output_dir, project.root, job_paths=rendered.job_paths, full_run=not paths)
+    except DativoTfError as exc:
+        _fail(ctx, exc)
+    for skipped in rendered.skipped:
+        report.status(f"skipped {skipped} (no infrastructure block)")
+    prefix = _prefix(output_dir, project.root)
+    for change in result.pending:
+        report.change(change.action, prefix + change.path, change.hand_edited)
+        if mode is WriteBack.DIFF:
+            click.echo(unified_diff(change, prefix), nl=False)
+    if result.manifest_changed and not result.pending:
+        report.change("update" if result.manifest_old else "create", prefix + ".dativo-tf-manifest.json")
+    if mode is WriteBack.YES:
+        apply(result)
+    verb = "" if mode is WriteBack.YES else "would be "
+    report.status(
+        f"{len(rendered.workspaces)} workspace(s): {result.added} {verb}added, {result.changed} {verb}changed, "
+        f"{result.removed} {verb}removed"
+    )
+    sys.exit(report.return_code)
+
+
+def _prefix(output_dir: Path, root: Path) -> str:
+    try:
+        rel = output_dir.resolve().relative_to(root).as_posix()
+        return "" if rel == "." else rel + "/"
+    except ValueError:
+        return str(output_dir) + "/"
+
+
+def _load_job(ctx: Context, job_path: str, config: str | None):
+    from dativo_ingest.config import JobConfig
+    from dativo_ingest.errors import DativoTfError
+
+    try:
+        project = _project(config) if config else None
+        job = JobConfig.from_yaml(job_path, project_root=project.root if project else None)
+        return job, job._resolve_asset()
+    except DativoTfError as exc:
+        _fail(ctx, exc)
+
+
+@main.command()
+@click.argument("job", type=click.Path())
+@click.option("--format", "fmt", type=click.Choice(["json", "hcl"]), default="json", show_default=True)
+@click.option("--config", type=click.Path(), help="dativo-tf.yaml (default: the job's project).")
+@click.pass_obj
+def vars(ctx: Context, job: str, fmt: str, config: str | None) -> None:
+    """Print the job's Terraform variables (the seed's generate_terraform_output)."""
+    from dativo_ingest.errors import DativoTfError
+    from dativo_ingest.infrastructure_metadata import generate_terraform_output
+
+    job_config, asset = _load_job(ctx, job, config)
+    try:
+        click.echo(generate_terraform_output(job_config, asset, format=fmt), nl=False)
+    except DativoTfError as exc:
+        _fail(ctx, exc)
+
+
+@main.command()
+@click.argument("job", type=click.Path())
+@click.option("--explain", is_flag=True, help="Show where each tag came from.")
+@click.option("--config", type=click.Path(), help="dativo-tf.yaml (default: the job's project).")
+@click.pass_obj
+def tags(ctx: Context, job: str, explain: bool, config: str | None) -> None:
+    """Print the job's merged tags (JSON), or a table with each tag's source (--explain)."""
+    from dativo_ingest import hcl
+    from dativo_ingest.errors import DativoTfError
+    from dativo_ingest.infrastructure_metadata import extract_infrastructure_tags, project_settings
+    from dativo_ingest.tags import gcp_labels, merge_tags
+
+    job_config, asset = _load_job(ctx, job, config)
+    try:
+        final = extract_infrastructure_tags(job_config, asset)
+        if not explain:
+            click.echo(hcl.dumps_json(final), nl=False)
+            return
+        settings = project_settings(job_config).for_environment(job_config.environment)
+        merged = merge_tags(job_config, asset, settings.tags.defaults)
+        gcp = job_config.infrastructure and job_config.infrastructure.cloud_provider == "gcp"
+        labels = gcp_labels({k: t.value for k, t in merged.items()}) if gcp else {}
+    except DativoTfError as exc:
+        _fail(ctx, exc)
+    rows = [("TAG", "VALUE", "GCP LABEL" if gcp else "AWS VALUE", "SOURCE")]
+    for key, tag in merged.items():
+        if gcp:
+            from dativo_ingest.tags import gcp_label_key
+
+            label_key = gcp_label_key(key)
+            applied = f"{label_key}={labels[label_key]}"
+        else:
+            applied = next((v for k, v in final.items() if k == key or k == key.replace(",", "_")), "")
+        rows.append((key, tag.value, applied, tag.source))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3])
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--config", type=click.Path(), help="dativo-tf.yaml (default: found upwards from here).")
+@click.pass_obj
+def validate(ctx: Context, paths: tuple[str, ...], config: str | None) -> None:
+    """Check every job and asset and report all errors (exit 2 on any)."""
+    from dativo_ingest.errors import DativoTfError
+    from dativo_ingest.pipeline import render_all
+    from dativo_ingest.report import Report
+
+    report = Report(quiet=ctx.quiet)
+    try:
+        rendered = render_all(_project(config), paths)
+    except DativoTfError as exc:
+        _fail(ctx, exc)
+    for warning in rendered.warnings:
+        report.warning(warning)
+    for err in rendered.errors:
+        report.error(err)
+    report.status(
+        f"{len(rendered.job_paths)} job(s) checked: {len(rendered.workspaces)} valid, "
+        f"{len(rendered.skipped)} without infrastructure, {len(report.errors)} error(s)"
+    )
+    sys.exit(report.return_code)
+
+
+@main.command()
+def schema() -> None:
+    """Print the JSON Schema of the job config (for editors' YAML language servers)."""
+    from dativo_ingest import hcl
+    from dativo_ingest.config import JobConfig
+
+    document = JobConfig.model_json_schema()
+    document["$schema"] = "http://json-schema.org/draft-07/schema#"
+    document["title"] = "Dativo job config (dativo-tf)"
+    click.echo(hcl.dumps_json(document), nl=False)
+
+
+@main.command()
+@click.argument("directory", default=".", type=click.Path(file_okay=False))
+@click.option("--no-input", is_flag=True, help="Do not prompt; use defaults and --set values.")
+@click.option("--set", "values", multiple=True, metavar="KEY=VALUE", help="Answer a template question.")
+@click.option("--force", is_flag=True, help="Render into a folder that is not empty.")
+@click.pass_obj
+def init(ctx: Context, directory: str, no_input: bool, values: tuple[str, ...], force: bool) -> None:
+    """Scaffold a new infrastructure repository from the bundled cookiecutter template."""
+    from dativo_ingest.errors import DativoTfError
+    from dativo_ingest.scaffold import scaffold
+
+    answers = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep:
+            _fail(ctx, click.BadParameter(f"--set {item!r}: expected KEY=VALUE"))
+        answers[key] = value
+    try:
+        created = scaffold(Path(directory), answers, no_input=no_input, force=force)
+    except DativoTfError as exc:
+        _fail(ctx, exc)
+    click.echo(f"created {created}", err=True)

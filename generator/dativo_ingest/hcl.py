@@ -1,0 +1,237 @@
+"""HCL native syntax: encode Python values, and lay text out exactly as `terraform fmt` does.
+
+Templates write HCL freely; `format_hcl` then applies hclwrite's two layout rules:
+  * indentation: two spaces per open bracket carried over from earlier lines;
+  * alignment: in a run of consecutive lines that each hold a whole `name = value` attribute, the `=`
+    signs line up one space after the longest name. A blank line, a block header, a closing brace or an
+    attribute whose value opens a multi-line bracket ends the run.
+Heredocs are left untouched, as terraform fmt does.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_KEYWORDS = {"true", "false", "null", "for", "in", "if", "else", "endif", "endfor"}
+_OPEN, _CLOSE = "{[(", "}])"
+_SCALAR_LIST_WIDTH = 60
+
+
+def escape(text: str) -> str:
+    """The body of an HCL quoted string: escapes plus `${` -> `$${` and `%{` -> `%%{` (no templating)."""
+    out = []
+    for ch in text:
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch == '"':
+            out.append('\\"')
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F or 0x80 <= ord(ch) < 0xA0 or ch in "\u2028\u2029":
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    return "".join(out).replace("${", "$${").replace("%{", "%%{")
+
+
+def string(text: str) -> str:
+    return f'"{escape(text)}"'
+
+
+def key(name: str) -> str:
+    """An object key: bare when it is a plain identifier, quoted otherwise."""
+    return name if _IDENT.match(name) and name not in _KEYWORDS else string(name)
+
+
+def is_identifier(name: str) -> bool:
+    return bool(_IDENT.match(name)) and name not in _KEYWORDS
+
+
+def _scalar(value: Any) -> str | None:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{value!r} has no HCL representation")
+        return repr(value) if value != int(value) or abs(value) >= 1e16 else str(int(value))
+    if isinstance(value, str):
+        return string(value)
+    return None
+
+
+def value(obj: Any) -> str:
+    """A Python value as an HCL expression (multi-line for non-empty maps; `format_hcl` indents it)."""
+    scalar = _scalar(obj)
+    if scalar is not None:
+        return scalar
+    if isinstance(obj, dict):
+        if not obj:
+            return "{}"
+        lines = [f"{key(str(k))} = {value(v)}" for k, v in obj.items()]
+        return "{\n" + "\n".join(lines) + "\n}"
+    if isinstance(obj, (list, tuple)):
+        if not obj:
+            return "[]"
+        items = [value(v) for v in obj]
+        one_line = "[" + ", ".join(items) + "]"
+        if all(_scalar(v) is not None for v in obj) and len(one_line) <= _SCALAR_LIST_WIDTH:
+            return one_line
+        return "[\n" + "".join(f"{item},\n" for item in items) + "]"
+    raise TypeError(f"cannot encode {type(obj).__name__} as HCL")
+
+
+def attributes(mapping: dict[str, Any]) -> str:
+    """A body of `name = value` lines, in the mapping's order."""
+    return "\n".join(f"{key(str(k))} = {value(v)}" for k, v in mapping.items())
+
+
+# --- layout ---------------------------------------------------------------------------------------
+
+
+def _scan(line: str, state: list[str]) -> tuple[int, int | None, bool, str | None]:
+    """Scan one line: (net bracket change, column of the first `=`, whether that `=` starts a whole
+    one-line attribute, heredoc marker opened).
+
+    `state` carries what is open across lines: 'q' inside a quoted string, '{' inside a template
+    interpolation (which behaves like a bracket, as in hclwrite).
+    """
+    net, eq_col, i, n = 0, None, 0, len(line)
+    heredoc = None
+    while i < n:
+        ch = line[i]
+        in_string = bool(state) and state[-1] == "q"
+        if in_string:
+            if ch == "\\":
+                i += 2
+                continue
+            if ch == '"':
+                state.pop()
+            elif line.startswith("$${", i) or line.startswith("%%{", i):
+                i += 3
+                continue
+            elif line.startswith("${", i) or line.startswith("%{", i):
+                state.append("{")
+                net += 1
+                i += 2
+                continue
+            i += 1
+            continue
+        if ch == '"':
+            state.append("q")
+        elif ch == "#" or line.startswith("//", i):
+            break
+        elif line.startswith("<<", i):
+            match = re.match(r"<<-?([A-Za-z_][A-Za-z0-9_]*)\s*$", line[i:])
+            if match:
+                heredoc = match.group(1)
+                break
+        elif ch in _OPEN:
+            if ch == "{":
+                state.append("b")
+            net += 1
+        elif ch in _CLOSE:
+            if ch == "}" and state and state[-1] in "{b":
+                state.pop()
+            net -= 1
+        elif ch == "=" and eq_col is None and i > 0:
+            prev, nxt = line[i - 1], line[i + 1] if i + 1 < n else ""
+            if prev not in "=!<>" and nxt not in "=>":
+                eq_col = i
+                eq_net = net
+        i += 1
+    aligned = eq_col is not None and net - eq_net == 0  # else the value opens a multi-line expression
+    return net, eq_col, aligned, heredoc
+
+
+def format_hcl(text: str) -> str:
+    """Lay out HCL text as `terraform fmt` would (see module docstring). Drops blank lines that directly
+    follow an opening line or precede a closing one, collapses runs of blank lines, ends with one newline."""
+    lines: list[list] = []  # [indent, lead, value or None, verbatim]; value None: not an attribute line
+    indents: list[int] = []
+    state: list[str] = []
+    heredoc: str | None = None
+    for original in text.split("\n"):
+        stripped = original.strip()
+        if heredoc is not None:
+            lines.append([0, original.rstrip(), None, True])
+            if stripped == heredoc:
+                heredoc = None
+            continue
+        if not stripped:
+            lines.append([0, "", None, False])
+            continue
+        was_in_string = "q" in state or "{" in state
+        net, eq_col, aligned, heredoc = _scan(stripped, state)
+        if net < 0:
+            closed = -net
+            while closed > 0 and indents:
+                if closed >= indents[-1]:
+                    closed -= indents.pop()
+                else:
+                    indents[-1] -= closed
+                    closed = 0
+        indent = 2 * len(indents)
+        if net > 0:
+            indents.append(net)
+        if eq_col is not None and not was_in_string:
+            lead, rest = stripped[:eq_col].rstrip(), stripped[eq_col + 1 :].lstrip()
+            if aligned:
+                lines.append([indent, lead, rest, False])
+            else:  # `name = {` : one space either side, no alignment
+                lines.append([indent, f"{lead} = {rest}", None, False])
+        else:
+            lines.append([indent, stripped, None, False])
+
+    # drop blank lines after an opener / before a closer / repeated
+    kept: list[list] = []
+    for i, line in enumerate(lines):
+        if line[1] == "" and not line[3]:
+            prev = kept[-1] if kept else None
+            nxt = next((ln for ln in lines[i + 1 :] if ln[1] != "" or ln[3]), None)
+            if prev is None or prev[1] == "" or nxt is None:
+                continue
+            if prev[2] is None and not prev[3] and prev[1][-1:] in ("{", "[", "("):
+                continue
+            if nxt[2] is None and not nxt[3] and nxt[1][:1] in ("}", "]", ")"):
+                continue
+        kept.append(line)
+
+    out: list[str] = []
+    run: list[list] = []
+
+    def flush() -> None:
+        width = max((ln[0] + len(ln[1]) for ln in run), default=0)
+        for ln in run:
+            pad = width - ln[0] - len(ln[1]) + 1
+            out.append(" " * ln[0] + ln[1] + " " * pad + "= " + ln[2])
+        run.clear()
+
+    for line in kept:
+        if line[3]:  # inside a heredoc: verbatim
+            flush()
+            out.append(line[1])
+            continue
+        if line[2] is not None:
+            run.append(line)
+            continue
+        flush()
+        out.append(" " * line[0] + line[1] if line[1] else "")
+    flush()
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def dumps_json(obj: Any) -> str:
+    """JSON the way we write it everywhere: sorted keys, 2-space indent, trailing newline."""
+    return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n"

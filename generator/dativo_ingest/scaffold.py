@@ -1,0 +1,48 @@
+"""`dativo-tf init`: a new infrastructure repo from the bundled cookiecutter template."""
+
+from __future__ import annotations
+
+import tempfile
+from importlib.resources import files
+from pathlib import Path
+
+from dativo_ingest.errors import InputError
+
+TEMPLATE = "scaffold"
+
+
+def template_dir() -> Path:
+    return Path(str(files("dativo_ingest.templates"))) / TEMPLATE
+
+
+def scaffold(directory: Path, answers: dict[str, str], *, no_input: bool = False, force: bool = False) -> Path:
+    """Render the template into `directory` (created if needed). Unknown answer keys are an error."""
+    import json
+
+    from cookiecutter.exceptions import CookiecutterException, FailedHookException
+    from cookiecutter.main import cookiecutter
+
+    known = {k for k in json.loads((template_dir() / "cookiecutter.json").read_text()) if not k.startswith("_")}
+    unknown = sorted(set(answers) - known)
+    if unknown:
+        raise InputError(f"unknown template question {unknown[0]!r}; allowed: {', '.join(sorted(known))}", key="--set")
+    directory = directory.resolve()
+    if directory.exists() and any(directory.iterdir()) and not force:
+        raise InputError("the folder is not empty; use --force to render into it anyway", path=directory)
+    context = {"repo_name": directory.name, **answers}
+    with tempfile.TemporaryDirectory(prefix="dativo-tf-init-") as staging:
+        try:
+            rendered = Path(cookiecutter(str(template_dir()), no_input=no_input, extra_context=context,
+                                         output_dir=staging, overwrite_if_exists=True))
+        except FailedHookException as exc:
+            raise InputError(f"the template rejected the answers: {exc}", key="--set") from None
+        except CookiecutterException as exc:
+            raise InputError(f"cookiecutter failed: {exc}") from None
+        directory.mkdir(parents=True, exist_ok=True)
+        for source in sorted(rendered.rglob("*")):
+            target = directory / source.relative_to(rendered)
+            if source.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+            else:
+                target.write_bytes(source.read_bytes())
+    return directory
