@@ -389,7 +389,7 @@ def _compute_context(job, runtime, refs, image, command, container_env, settings
 REQUIRED_REFS = {
     "ecs_task": (("execution_role_arn",), ("cluster_name", "scheduler_role_arn")),
     "lambda": ((), ("scheduler_role_arn",)),
-    "ec2_instance": ((), ()),
+    "ec2_instance": ((), ("scheduler_role_arn",)),
     "cloud_run": ((), ()),
     "gce_instance": ((), ()),
     "gke_pod": (("cluster_name",), ()),
