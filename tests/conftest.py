@@ -90,11 +90,13 @@ def project(tmp_path):
             return path
 
         def render(self, name: str, infrastructure: str, extra: str = ""):
+            return self.render_path(self.job(name, infrastructure, extra))
+
+        def render_path(self, path: Path):
             from dativo_ingest.config import JobConfig
             from dativo_ingest.render import render_job
             from dativo_ingest.settings import ProjectSettings
 
-            path = self.job(name, infrastructure, extra)
             return render_job(JobConfig.from_yaml(path), ProjectSettings.load(self.root / "dativo-tf.yaml"))
 
     return Project()

@@ -38,7 +38,7 @@ class TerraformError(DativoTfError, RuntimeError):
     """A Terraform command failed (Dagster integration)."""
 
 
-class InputErrors(DativoTfError):
+class InputErrors(InputError):
     """Several input errors, collected so one bad job never hides the next."""
 
     def __init__(self, errors: list[DativoTfError]):

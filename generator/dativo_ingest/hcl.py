@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import unicodedata
 from typing import Any
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -92,9 +93,15 @@ def value(obj: Any) -> str:
     raise TypeError(f"cannot encode {type(obj).__name__} as HCL")
 
 
+_ATTRIBUTE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+
+
 def attributes(mapping: dict[str, Any]) -> str:
-    """A body of `name = value` lines, in the mapping's order."""
-    return "\n".join(f"{key(str(k))} = {value(v)}" for k, v in mapping.items())
+    """A body of `name = value` lines, in the mapping's order. Attribute names cannot be quoted in HCL."""
+    for name in mapping:
+        if not _ATTRIBUTE_NAME.match(str(name)):
+            raise ValueError(f"{name!r} is not a valid HCL attribute name")
+    return "\n".join(f"{k} = {value(v)}" for k, v in mapping.items())
 
 
 # --- layout ---------------------------------------------------------------------------------------
@@ -155,6 +162,30 @@ def _scan(line: str, state: list[str]) -> tuple[int, int | None, bool, str | Non
     return net, eq_col, aligned, heredoc
 
 
+def _columns(text: str) -> int:
+    """Width as hclwrite measures it: grapheme clusters. Combining marks, joiners and what a zero-width
+    joiner glues on do not add a column; a pair of regional indicators (a flag) is one."""
+    count, joined, flag_open = 0, False, False
+    for ch in text:
+        category = unicodedata.category(ch)
+        if joined:
+            joined = False
+            continue
+        if ch == "\u200d":
+            joined = True
+            continue
+        if category in ("Mn", "Me", "Mc") or 0xFE00 <= ord(ch) <= 0xFE0F:
+            continue
+        if 0x1F1E6 <= ord(ch) <= 0x1F1FF:
+            flag_open = not flag_open
+            if not flag_open:
+                continue
+        else:
+            flag_open = False
+        count += 1
+    return count
+
+
 def format_hcl(text: str) -> str:
     """Lay out HCL text as `terraform fmt` would (see module docstring). Drops blank lines that directly
     follow an opening line or precede a closing one, collapses runs of blank lines, ends with one newline."""
@@ -212,9 +243,9 @@ def format_hcl(text: str) -> str:
     run: list[list] = []
 
     def flush() -> None:
-        width = max((ln[0] + len(ln[1]) for ln in run), default=0)
+        width = max((ln[0] + _columns(ln[1]) for ln in run), default=0)
         for ln in run:
-            pad = width - ln[0] - len(ln[1]) + 1
+            pad = width - ln[0] - _columns(ln[1]) + 1
             out.append(" " * ln[0] + ln[1] + " " * pad + "= " + ln[2])
         run.clear()
 

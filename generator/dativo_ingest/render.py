@@ -141,13 +141,13 @@ def render_job(job: JobConfig, project: ProjectSettings, asset: AssetDefinition 
         asset = job._resolve_asset()
     warnings: list[InputError] = []
 
+    cloud = infra.cloud_provider
+    runtime = compute.resolve(job)
+
     tags = merge_tags(job, asset, settings.tags.defaults)
     check_required(tags, settings.tags.required, job)
     tag_values = {k: t.value for k, t in tags.items()}
     tag_loc = ("infrastructure", "tags") if infra.tags else ("infrastructure",)
-
-    cloud = infra.cloud_provider
-    runtime = compute.resolve(job)
     if not infra.terraform.module_path:  # in module mode the module decides how the runtime is used
         warnings += [job.error(w, "infrastructure", "runtime_environment") for w in runtime.warnings]
 

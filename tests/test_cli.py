@@ -1,0 +1,176 @@
+"""The CLI: every command and exit code, all-or-nothing writes, the manifest, determinism."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from dativo_ingest.cli import main
+from tests.conftest import snapshot
+
+MANIFEST = "workspaces/.dativo-tf-manifest.json"
+
+
+def run(args, cwd, monkeypatch):
+    monkeypatch.chdir(cwd)
+    return CliRunner().invoke(main, args)
+
+
+def test_generate_then_noop_then_check(examples_copy, monkeypatch):
+    first = run(["generate"], examples_copy, monkeypatch)
+    assert first.exit_code == 0, first.output
+    assert "created workspaces/acme/production/orders_ecs/main.tf" in first.stderr
+    assert "skipped jobs/acme/legacy_no_infra.yaml (no infrastructure block)" in first.stderr
+    before = {p: os.stat(examples_copy / "workspaces" / p).st_mtime_ns for p in snapshot(examples_copy / "workspaces")}
+    second = run(["generate"], examples_copy, monkeypatch)
+    assert second.exit_code == 0 and "created" not in second.stderr and "updated" not in second.stderr
+    after = {p: os.stat(examples_copy / "workspaces" / p).st_mtime_ns for p in before}
+    assert before == after, "identical bytes must never be rewritten"
+    check = run(["generate", "--check"], examples_copy, monkeypatch)
+    assert check.exit_code == 0 and check.stdout == ""
+
+
+def test_check_and_diff_report_a_change_and_write_nothing(examples_copy, monkeypatch):
+    assert run(["generate"], examples_copy, monkeypatch).exit_code == 0
+    job = examples_copy / "jobs/acme/orders_ecs.yaml"
+    job.write_text(job.read_text().replace("memory_mb: 4096", "memory_mb: 8192"))
+    tree = snapshot(examples_copy)
+    check = run(["generate", "--check"], examples_copy, monkeypatch)
+    assert check.exit_code == 1
+    assert "would update workspaces/acme/production/orders_ecs/terraform.tfvars" in check.stderr
+    diff = run(["generate", "--diff"], examples_copy, monkeypatch)
+    assert diff.exit_code == 1
+    assert "--- a/workspaces/acme/production/orders_ecs/terraform.tfvars\n" in diff.stdout
+    assert "+++ b/workspaces/acme/production/orders_ecs/terraform.tfvars\n" in diff.stdout
+    assert "-  memory_mb       = 4096\n+  memory_mb       = 8192\n" in diff.stdout
+    assert "would update" not in diff.stdout  # status goes to stderr only
+    assert snapshot(examples_copy) == tree
+
+
+def test_any_error_writes_nothing_and_reports_every_bad_job(examples_copy, monkeypatch):
+    (examples_copy / "jobs/acme/bad1.yaml").write_text("tenant_id: acme\nenvironment: p\ninfrastructure:\n  cloud_provider: aws\n  regoin: x\n")
+    (examples_copy / "jobs/acme/bad2.yaml").write_text("tenant_id: acme\nenvironment: p\ninfrastructure: {cloud_provider: gcp, runtime_environment: {compute_type: lambda}}\n")
+    tree = snapshot(examples_copy)
+    result = run(["generate"], examples_copy, monkeypatch)
+    assert result.exit_code == 2
+    assert "jobs/acme/bad1.yaml:5: error: infrastructure.regoin: unknown key; did you mean 'region'?" in result.stderr
+    assert "jobs/acme/bad2.yaml:3: error: infrastructure.runtime_environment.compute_type: 'lambda' is not a compute type for gcp" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert snapshot(examples_copy) == tree
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("yaml", "tenant_id: acme\ninfrastructure: [\n", "invalid YAML"),
+    ("asset", "tenant_id: acme\nenvironment: p\nasset_path: assets/missing.yaml\ninfrastructure: {cloud_provider: aws, runtime_environment: {compute_type: ecs_task}}\n", "asset file not found"),
+    ("cloud", "tenant_id: acme\nenvironment: p\ninfrastructure: {cloud_provider: azure}\n", "'aws' or 'gcp'"),
+    ("type", "tenant_id: acme\nenvironment: p\ninfrastructure: {cloud_provider: aws, runtime_environment: {compute_type: ecs_task, cpu_units: many}}\n", "valid integer"),
+    ("limit", "tenant_id: acme\nenvironment: p\ninfrastructure: {cloud_provider: aws, runtime_environment: {compute_type: lambda, timeout_seconds: 3600}}\n", "over Lambda's maximum of 900 s"),
+    ("escape", "tenant_id: '../../x'\nenvironment: p\ninfrastructure: {cloud_provider: aws, runtime_environment: {compute_type: ecs_task}}\n", "cannot be used as a folder name"),
+    ("required_tag", "tenant_id: acme\nenvironment: p\ninfrastructure: {cloud_provider: aws, runtime_environment: {compute_type: ecs_task}, terraform: {resource_refs: {execution_role_arn: r}}}\n", "required tag(s) missing: CostCenter, Owner"),
+    ("envvar", "tenant_id: acme\nenvironment: p\nasset_path: ${DATIVO_NOPE}/a.yaml\ninfrastructure: {cloud_provider: aws}\n", "DATIVO_NOPE is not set"),
+])
+def test_each_input_error_exits_2_names_the_file_and_changes_nothing(examples_copy, monkeypatch, name, content, message):
+    monkeypatch.delenv("DATIVO_NOPE", raising=False)
+    assert run(["generate"], examples_copy, monkeypatch).exit_code == 0
+    (examples_copy / f"jobs/acme/{name}.yaml").write_text(content)
+    tree = snapshot(examples_copy)
+    result = run(["generate"], examples_copy, monkeypatch)
+    assert result.exit_code == 2, result.output
+    assert f"jobs/acme/{name}.yaml" in result.stderr and message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert snapshot(examples_copy) == tree
+    assert run(["validate"], examples_copy, monkeypatch).exit_code == 2
+
+
+def test_stale_workspaces_are_removed_and_user_files_kept(examples_copy, monkeypatch):
+    assert run(["generate"], examples_copy, monkeypatch).exit_code == 0
+    ws = examples_copy / "workspaces/acme/staging/orders_lambda"
+    (ws / "extra_override.tf").write_text("# mine\n")
+    (examples_copy / "jobs/acme/orders_lambda.yaml").unlink()
+    result = run(["generate"], examples_copy, monkeypatch)
+    assert result.exit_code == 0
+    assert "removed workspaces/acme/staging/orders_lambda/main.tf" in result.stderr
+    assert sorted(p.name for p in ws.iterdir()) == ["extra_override.tf"]
+    assert "acme/staging/orders_lambda" not in json.loads((examples_copy / MANIFEST).read_text())["workspaces"]
+    gone = examples_copy / "workspaces/acme/staging/events_gce"
+    (examples_copy / "jobs/acme/events_gce.yaml").unlink()
+    assert run(["generate"], examples_copy, monkeypatch).exit_code == 0
+    assert not gone.exists()  # empty folders go too
+
+
+def test_hand_edits_are_reported(examples_copy, monkeypatch):
+    assert run(["generate"], examples_copy, monkeypatch).exit_code == 0
+    main_tf = examples_copy / "workspaces/acme/production/hr_ec2/main.tf"
+    main_tf.write_text(main_tf.read_text() + "# tweak\n")
+    check = run(["generate", "--check"], examples_copy, monkeypatch)
+    assert check.exit_code == 1
+    assert "would update workspaces/acme/production/hr_ec2/main.tf (edited by hand since it was generated)" in check.stderr
+
+
+def test_never_overwrites_a_file_it_did_not_write(examples_copy, monkeypatch):
+    target = examples_copy / "workspaces/acme/production/hr_ec2/main.tf"
+    target.parent.mkdir(parents=True)
+    target.write_text("# someone else's\n")
+    result = run(["generate"], examples_copy, monkeypatch)
+    assert result.exit_code == 2 and "was not generated by dativo-tf" in result.stderr
+    assert target.read_text() == "# someone else's\n"
+
+
+def test_byte_identical_across_cwd_and_hash_seed(examples_copy, tmp_path):
+    outputs = []
+    for seed, cwd in (("1", examples_copy), ("987", examples_copy / "jobs")):
+        out = tmp_path / f"out{seed}"
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        proc = subprocess.run([sys.executable, "-m", "dativo_ingest", "generate", "--config",
+                               str(examples_copy / "dativo-tf.yaml"), "--out", str(out)],
+                              cwd=cwd, env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        outputs.append(snapshot(out))
+    assert outputs[0] == outputs[1]
+
+
+def test_paths_select_jobs(examples_copy, monkeypatch):
+    result = run(["generate", "jobs/acme/orders_ecs.yaml"], examples_copy, monkeypatch)
+    assert result.exit_code == 0
+    assert sorted(json.loads((examples_copy / MANIFEST).read_text())["workspaces"]) == ["acme/production/orders_ecs"]
+    assert run(["generate", "jobs/production_tenant"], examples_copy, monkeypatch).exit_code == 0
+    assert len(json.loads((examples_copy / MANIFEST).read_text())["workspaces"]) == 3  # kept + added
+
+
+def test_vars_tags_validate_schema(examples_copy, monkeypatch):
+    job = "jobs/acme/events_cloud_run.yaml"
+    as_json = run(["vars", job], examples_copy, monkeypatch)
+    assert as_json.exit_code == 0 and json.loads(as_json.stdout)["labels"]["cost_center"] == "web-100"
+    as_hcl = run(["vars", job, "--format", "hcl"], examples_copy, monkeypatch)
+    assert 'cloud_provider = "gcp"' in as_hcl.stdout
+    tags = run(["tags", job], examples_copy, monkeypatch)
+    assert json.loads(tags.stdout)["CostCenter"] == "WEB-100"
+    explain = run(["tags", job, "--explain"], examples_copy, monkeypatch)
+    line = next(ln for ln in explain.stdout.splitlines() if ln.startswith("CostCenter"))
+    assert "cost_center=web-100" in line and "job finops.cost_center (jobs/acme/events_cloud_run.yaml)" in line
+    valid = run(["validate"], examples_copy, monkeypatch)
+    assert valid.exit_code == 0 and "10 job(s) checked: 9 valid, 1 without infrastructure, 0 error(s)" in valid.stderr
+    schema = json.loads(run(["schema"], examples_copy, monkeypatch).stdout)
+    assert "infrastructure" in schema["properties"]
+
+
+def test_version_and_verbose(examples_copy, monkeypatch):
+    assert "dativo-tf, version" in run(["--version"], examples_copy, monkeypatch).stdout
+    (examples_copy / "jobs/acme/bad.yaml").write_text("tenant_id: acme\nenvironment: p\ninfrastructure: {cloud_provider: azure}\n")
+    quiet = run(["vars", "jobs/acme/bad.yaml"], examples_copy, monkeypatch)
+    assert quiet.exit_code == 2 and "Traceback" not in quiet.stderr
+    loud = run(["--verbose", "vars", "jobs/acme/bad.yaml"], examples_copy, monkeypatch)
+    assert loud.exit_code == 2 and "Traceback" in loud.stderr
+
+
+def test_tfvars_json_format(examples_copy, monkeypatch):
+    settings = examples_copy / "dativo-tf.yaml"
+    settings.write_text(settings.read_text().replace("tfvars_format: hcl", "tfvars_format: json"))
+    assert run(["generate"], examples_copy, monkeypatch).exit_code == 0
+    ws = examples_copy / "workspaces/acme/production/orders_ecs"
+    assert (ws / "terraform.tfvars.json").exists() and not (ws / "terraform.tfvars").exists()
