@@ -55,8 +55,10 @@ def _project(config: str | None):
 @click.option("--out", "out", type=click.Path(file_okay=False), help="Output folder (default: output_dir).")
 @click.option("--check", is_flag=True, help="Write nothing; list what would change; exit 1 if anything would.")
 @click.option("--diff", is_flag=True, help="Write nothing; print a unified diff; exit 1 if anything would change.")
+@click.option("--fail-on-change", is_flag=True, help="Exit 1 when files were written (for pre-commit hooks).")
 @click.pass_obj
-def generate(ctx: Context, paths: tuple[str, ...], config: str | None, out: str | None, check: bool, diff: bool) -> None:
+def generate(ctx: Context, paths: tuple[str, ...], config: str | None, out: str | None, check: bool, diff: bool,
+             fail_on_change: bool) -> None:
     """Write one Terraform workspace per job (only files whose bytes change)."""
     from dativo_ingest.errors import DativoTfError
     from dativo_ingest.pipeline import render_all
@@ -64,7 +66,7 @@ def generate(ctx: Context, paths: tuple[str, ...], config: str | None, out: str 
     from dativo_ingest.writer import apply, plan, unified_diff
 
     mode = WriteBack.DIFF if diff else WriteBack.CHECK if check else WriteBack.YES
-    report = Report(mode=mode, quiet=ctx.quiet)
+    report = Report(mode=mode, quiet=ctx.quiet, fail_on_change=fail_on_change)
     try:
         project = _project(config)
         output_dir = Path(out).resolve() if out else project.output_dir

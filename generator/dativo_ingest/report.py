@@ -20,6 +20,7 @@ class WriteBack(enum.Enum):
 class Report:
     mode: WriteBack = WriteBack.YES
     quiet: bool = False
+    fail_on_change: bool = False  # exit 1 after writing (pre-commit does not see newly created files)
     errors: list[DativoTfError] = field(default_factory=list)
     drift: bool = False
 
@@ -40,6 +41,7 @@ class Report:
         past = {"create": "created", "update": "updated", "remove": "removed"}[action]
         note = " (edited by hand since it was generated)" if hand_edited else ""
         if self.mode is WriteBack.YES:
+            self.drift = True
             self.status(f"{past} {path}{note}")
         else:
             self.drift = True
@@ -49,7 +51,7 @@ class Report:
     def return_code(self) -> int:
         if self.errors:
             return 2
-        if self.drift and self.mode is not WriteBack.YES:
+        if self.drift and (self.mode is not WriteBack.YES or self.fail_on_change):
             return 1
         return 0
 
