@@ -26,12 +26,10 @@ SEED_SNIPPET = textwrap.dedent('''
 ''')
 
 
-def test_seed_snippet_runs_verbatim(tmp_path):
-    (tmp_path / "jobs").mkdir()
-    job = EXAMPLES / "jobs/production_tenant/csv_employee_to_iceberg_with_infrastructure_aws.yaml"
-    # the snippet reads jobs/my_job.yaml relative to the project root (the examples repo)
-    proc = subprocess.run([sys.executable, "-c", SEED_SNIPPET.replace("jobs/my_job.yaml", str(job))],
-                          cwd=EXAMPLES, capture_output=True, text=True)
+def test_seed_snippet_runs_verbatim(examples_copy):
+    job = examples_copy / "jobs/production_tenant/csv_employee_to_iceberg_with_infrastructure_aws.yaml"
+    (examples_copy / "jobs/my_job.yaml").write_text(job.read_text())
+    proc = subprocess.run([sys.executable, "-c", SEED_SNIPPET], cwd=examples_copy, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     variables = json.loads(proc.stdout)
     assert set(variables) >= {"cloud_provider", "runtime_environment", "tags", "resource_refs", "job_metadata"}
