@@ -56,3 +56,28 @@ def test_init_refuses_a_non_empty_folder(tmp_path):
 def test_unknown_answer_is_an_error(tmp_path):
     result = CliRunner().invoke(main, ["init", str(tmp_path / "r"), "--no-input", "--set", "clod=aws"])
     assert result.exit_code == 2 and "unknown template question 'clod'" in result.stderr
+
+
+@pytest.mark.parametrize("cloud, compute", COMBOS)
+def test_new_job_for_every_compute_type(tmp_path, monkeypatch, cloud, compute):
+    repo = tmp_path / "repo"
+    assert CliRunner().invoke(main, ["init", str(repo), "--no-input", "--set", f"cloud_provider={cloud}",
+                                     "--set", f"compute_type={compute}"]).exit_code == 0
+    monkeypatch.chdir(repo)
+    args = ["new-job", "nightly", "--tenant-id", "acme", "--environment", "staging", "--cloud", cloud,
+            "--compute-type", compute, "--asset-path", "assets/example_asset.yaml"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    text = (repo / "jobs/acme/nightly.yaml").read_text()
+    assert "# schedule:" in text and f"compute_type: {compute}" in text
+    assert CliRunner().invoke(main, ["generate"]).exit_code == 0
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 2 and "exists already" in again.stderr
+
+
+def test_new_job_rejects_a_compute_type_of_the_other_cloud(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["new-job", "x", "--tenant-id", "a", "--environment", "p", "--cloud", "gcp",
+                                       "--compute-type", "lambda", "--asset-path", "a.yaml"])
+    assert result.exit_code == 2 and "not a compute type for 'gcp'" in result.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -239,3 +239,26 @@ def init(ctx: Context, directory: str, no_input: bool, values: tuple[str, ...], 
     except DativoTfError as exc:
         _fail(ctx, exc)
     click.echo(f"created {created}", err=True)
+
+
+@main.command("new-job")
+@click.argument("name")
+@click.option("--tenant-id", prompt=True, help="Tenant id (jobs/<tenant>/<name>.yaml).")
+@click.option("--environment", prompt=True, default="production", show_default=True)
+@click.option("--cloud", type=click.Choice(["aws", "gcp"]), prompt=True, default="aws", show_default=True)
+@click.option("--compute-type", prompt=True, default="ecs_task", show_default=True,
+              help="aws: ecs_task, lambda, ec2_instance; gcp: cloud_run, gce_instance, gke_pod")
+@click.option("--asset-path", prompt=True, default="assets/example_asset.yaml", show_default=True)
+@click.option("--source", default="csv", show_default=True, help="Source connector name.")
+@click.option("--target", default="iceberg", show_default=True, help="Target connector name.")
+@click.pass_obj
+def new_job_command(ctx: Context, name: str, **answers: str) -> None:
+    """Add one job file to this repo, every infrastructure field present, validated before it is written."""
+    from dativo_ingest.errors import DativoTfError
+    from dativo_ingest.scaffold import new_job
+
+    try:
+        path = new_job(Path.cwd(), name, answers)
+    except DativoTfError as exc:
+        _fail(ctx, exc)
+    click.echo(f"created {path}", err=True)

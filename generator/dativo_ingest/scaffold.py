@@ -46,3 +46,39 @@ def scaffold(directory: Path, answers: dict[str, str], *, no_input: bool = False
             else:
                 target.write_bytes(source.read_bytes())
     return directory
+
+
+def new_job(project_root: Path, name: str, answers: dict[str, str]) -> Path:
+    """Write jobs/<tenant>/<name>.yaml for a cloud and compute type, validated before it lands."""
+    import os
+
+    from dativo_ingest.compute import COMPUTE_TYPES
+    from dativo_ingest.config import JobConfig
+    from dativo_ingest.render import environment, render_job
+    from dativo_ingest.settings import ProjectSettings
+
+    cloud, compute_type = answers["cloud"], answers["compute_type"]
+    if compute_type not in COMPUTE_TYPES.get(cloud, ()):
+        raise InputError(f"{compute_type!r} is not a compute type for {cloud!r}; allowed: "
+                         + ", ".join(COMPUTE_TYPES.get(cloud, COMPUTE_TYPES["aws"] + COMPUTE_TYPES["gcp"])), key="--compute-type")
+    project = ProjectSettings.load(start=project_root)
+    settings = project.base
+    context = {"name": name, "region": settings.aws.region if cloud == "aws" else settings.gcp.region, **answers}
+    text = environment().get_template("new_job.yaml.j2").render(context)
+    target = project.root / "jobs" / answers["tenant_id"] / f"{name}.yaml"
+    if target.exists():
+        raise InputError("the job file exists already", path=target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".new-job-", dir=target.parent))  # same name: the job name is the stem
+    staged = staging / target.name
+    try:
+        staged.write_text(text)
+        job = JobConfig.from_yaml(staged, project_root=project.root)
+        render_job(job, project)  # every check the generator makes, before the file lands
+        os.replace(staged, target)
+    finally:
+        staged.unlink(missing_ok=True)
+        staging.rmdir()
+        if not any(target.parent.iterdir()):
+            target.parent.rmdir()
+    return target
