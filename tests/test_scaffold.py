@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from dativo_ingest.cli import main
 from dativo_ingest.scaffold import template_dir
 from tests.conftest import snapshot
-from tests.tfcheck import fmt_check
+from tests.tfcheck import fmt_check, parse, schema_problems, tfvars_conform
 
 COMBOS = [("aws", c) for c in ("ecs_task", "lambda", "ec2_instance")] + [("gcp", c) for c in ("cloud_run", "gce_instance", "gke_pod")]
 
@@ -25,6 +25,11 @@ def test_init_then_generate_then_check(tmp_path, monkeypatch, cloud, compute):
     assert CliRunner().invoke(main, ["generate"]).exit_code == 0
     assert CliRunner().invoke(main, ["generate", "--check"]).exit_code == 0
     fmt_check([repo / "workspaces"])
+    problems = []
+    for path in sorted((repo / "workspaces").rglob("*.tf")):
+        problems += schema_problems(parse(path), path.name)
+    assert problems == []
+    tfvars_conform(next((repo / "workspaces").rglob("variables.tf")).parent)
 
 
 def test_plain_cookiecutter_api(tmp_path):
