@@ -150,7 +150,7 @@ def tags(ctx: Context, job: str, explain: bool, config: str | None) -> None:
     from dativo_ingest import hcl
     from dativo_ingest.errors import DativoTfError
     from dativo_ingest.infrastructure_metadata import extract_infrastructure_tags, project_settings
-    from dativo_ingest.tags import gcp_labels, merge_tags
+    from dativo_ingest.tags import aws_clean, gcp_label_key, gcp_labels, merge_tags
 
     job_config, asset = _load_job(ctx, job, config)
     try:
@@ -167,12 +167,10 @@ def tags(ctx: Context, job: str, explain: bool, config: str | None) -> None:
     rows = [("TAG", "VALUE", "GCP LABEL" if gcp else "AWS VALUE", "SOURCE")]
     for key, tag in merged.items():
         if gcp:
-            from dativo_ingest.tags import gcp_label_key
-
             label_key = gcp_label_key(key)
             applied = f"{label_key}={labels[label_key]}"
         else:
-            applied = next((v for k, v in final.items() if k == key or k == key.replace(",", "_")), "")
+            applied = final.get(aws_clean(key), "")
         rows.append((key, tag.value, applied, tag.source))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in rows:
