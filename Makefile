@@ -15,8 +15,12 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 # Generate the bundled examples into examples/workspaces (the committed golden output).
-examples golden: $(STAMP)
+examples: $(STAMP)
 	cd examples && ../$(BIN)/dativo-tf generate
+
+# --full: render every job, so a change to the generator's code (not only its templates) shows up
+golden: $(STAMP)
+	cd examples && ../$(BIN)/dativo-tf generate --full
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n auto -q

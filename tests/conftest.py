@@ -95,7 +95,7 @@ def project(tmp_path):
         def render_path(self, path: Path):
             from dativo_ingest.config import JobConfig
             from dativo_ingest.render import render_job
-            from dativo_ingest.settings import ProjectSettings
+            from dativo_ingest.project import ProjectSettings
 
             return render_job(JobConfig.from_yaml(path), ProjectSettings.load(self.root / "dativo-tf.yaml"))
 

@@ -6,7 +6,7 @@ import pytest
 
 from dativo_ingest.config import AssetDefinition, JobConfig
 from dativo_ingest.errors import InputError, InputErrors
-from dativo_ingest.settings import ProjectSettings
+from dativo_ingest.project import ProjectSettings
 from tests.conftest import write_tree
 
 

@@ -43,10 +43,10 @@ def main(click_ctx: click.Context, verbose: bool, quiet: bool) -> None:
     click_ctx.obj = Context(verbose, quiet)
 
 
-def _project(config: str | None):
-    from dativo_ingest.settings import ProjectSettings
+def _project(config: str | None, lazy: bool = False):
+    from dativo_ingest.project import ProjectSettings
 
-    return ProjectSettings.load(config)
+    return ProjectSettings.load(config, lazy=lazy)
 
 
 @main.command()
@@ -56,9 +56,11 @@ def _project(config: str | None):
 @click.option("--check", is_flag=True, help="Write nothing; list what would change; exit 1 if anything would.")
 @click.option("--diff", is_flag=True, help="Write nothing; print a unified diff; exit 1 if anything would change.")
 @click.option("--fail-on-change", is_flag=True, help="Exit 1 when files were written (for pre-commit hooks).")
+@click.option("--full", is_flag=True, help="Render every job, even those the manifest shows up to date.")
+@click.option("-j", "--jobs", "workers", type=click.IntRange(min=1), help="Render with N processes (default: CPUs).")
 @click.pass_obj
 def generate(ctx: Context, paths: tuple[str, ...], config: str | None, out: str | None, check: bool, diff: bool,
-             fail_on_change: bool) -> None:
+             fail_on_change: bool, full: bool, workers: int | None) -> None:
     """Write one Terraform workspace per job (only files whose bytes change)."""
     from dativo_ingest.errors import DativoTfError
     from dativo_ingest.pipeline import render_all
@@ -68,9 +70,11 @@ def generate(ctx: Context, paths: tuple[str, ...], config: str | None, out: str 
     mode = WriteBack.DIFF if diff else WriteBack.CHECK if check else WriteBack.YES
     report = Report(mode=mode, quiet=ctx.quiet, fail_on_change=fail_on_change)
     try:
-        project = _project(config)
+        project = _project(config, lazy=True)
         output_dir = Path(out).resolve() if out else project.output_dir
-        rendered = render_all(project, paths)
+        # --diff shows every changed file's old and new text, so it renders everything
+        reuse = None if full or diff else output_dir
+        rendered = render_all(project, paths, reuse=reuse, workers=workers)
     except DativoTfError as exc:
         _fail(ctx, exc)
     for warning in rendered.warnings:
@@ -81,10 +85,11 @@ def generate(ctx: Context, paths: tuple[str, ...], config: str | None, out: str 
         report.status(f"{len(report.errors)} error(s); nothing written")
         sys.exit(report.return_code)
     try:
-        result = plan(rendered.workspaces, output_dir, project.root, job_paths=rendered.job_paths, full_run=not paths)
+        result = plan(rendered.workspaces, output_dir, project.root, job_paths=rendered.job_paths,
+                      full_run=not paths, cached=rendered.cached, skipped=rendered.skipped)
     except DativoTfError as exc:
         _fail(ctx, exc)
-    for skipped in rendered.skipped:
+    for skipped in rendered.skipped_jobs:
         report.status(f"skipped {skipped} (no infrastructure block)")
     prefix = _prefix(output_dir, project.root)
     for change in result.pending:
@@ -97,7 +102,7 @@ def generate(ctx: Context, paths: tuple[str, ...], config: str | None, out: str 
         apply(result)
     verb = "" if mode is WriteBack.YES else "would be "
     report.status(
-        f"{len(rendered.workspaces)} workspace(s): {result.added} {verb}added, {result.changed} {verb}changed, "
+        f"{rendered.workspace_count} workspace(s): {result.added} {verb}added, {result.changed} {verb}changed, "
         f"{result.removed} {verb}removed"
     )
     sys.exit(report.return_code)
@@ -198,7 +203,7 @@ def validate(ctx: Context, paths: tuple[str, ...], config: str | None) -> None:
         report.error(err)
     report.status(
         f"{len(rendered.job_paths)} job(s) checked: {len(rendered.workspaces)} valid, "
-        f"{len(rendered.skipped)} without infrastructure, {len(report.errors)} error(s)"
+        f"{len(rendered.skipped_jobs)} without infrastructure, {len(report.errors)} error(s)"
     )
     sys.exit(report.return_code)
 

@@ -11,10 +11,10 @@ from typing import Annotated, Any, Literal, Optional
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr
 
 from dativo_ingest.errors import InputError
+from dativo_ingest.project import SETTINGS_FILE
 from dativo_ingest.validation import validate
 from dativo_ingest.yamlsource import line_of, load_mapping
 
-SETTINGS_FILE = "dativo-tf.yaml"
 
 
 def _scalar_to_str(value: Any) -> Any:
@@ -169,6 +169,7 @@ def _from_nested_format(old: dict) -> dict:
 
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+PATH_KEYS = ("asset_path", "source_connector_path", "target_connector_path")
 
 
 def expand_env(value: str, *, path: Path, text: str, key: str) -> str:
@@ -232,6 +233,7 @@ class JobConfig(OpenModel):
     _path: Path = PrivateAttr(default=Path("<job>"))
     _root: Path = PrivateAttr(default=Path("."))
     _text: str = PrivateAttr(default="")
+    _relative: Optional[tuple] = PrivateAttr(default=None)
 
     @classmethod
     def from_yaml(cls, path: str | Path, project_root: str | Path | None = None) -> "JobConfig":
@@ -263,11 +265,17 @@ class JobConfig(OpenModel):
     @property
     def relative_path(self) -> str:
         """The job file relative to the project root, with forward slashes (stable across machines)."""
-        resolved = self._path.resolve()
-        try:
-            return resolved.relative_to(self._root).as_posix()
-        except ValueError:
-            return self._path.as_posix()
+        if self._relative is None or self._relative[0] != (self._path, self._root):
+            try:
+                relative = self._path.resolve().relative_to(self._root).as_posix()
+            except ValueError:
+                relative = self._path.as_posix()
+            self._relative = ((self._path, self._root), relative)
+        return self._relative[1]
+
+    def env_refs(self) -> list[str]:
+        """Names of the environment variables its path-valued keys use (`${VAR}`)."""
+        return sorted({name for key in PATH_KEYS for name in _ENV_REF.findall(getattr(self, key) or "")})
 
     def line(self, *loc: str | int) -> int | None:
         return line_of(self._text, loc)

@@ -22,25 +22,18 @@ _OPEN, _CLOSE = "{[(", "}])"
 _SCALAR_LIST_WIDTH = 60
 
 
+_NEEDS_ESCAPE = re.compile(r'[\\"\x00-\x1f\x7f-\x9f\u2028\u2029]')
+_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_char(match: re.Match) -> str:
+    ch = match.group()
+    return _ESCAPES.get(ch) or f"\\u{ord(ch):04x}"
+
+
 def escape(text: str) -> str:
     """The body of an HCL quoted string: escapes plus `${` -> `$${` and `%{` -> `%%{` (no templating)."""
-    out = []
-    for ch in text:
-        if ch == "\\":
-            out.append("\\\\")
-        elif ch == '"':
-            out.append('\\"')
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F or 0x80 <= ord(ch) < 0xA0 or ch in "\u2028\u2029":
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    return "".join(out).replace("${", "$${").replace("%{", "%%{")
+    return _NEEDS_ESCAPE.sub(_escape_char, text).replace("${", "$${").replace("%{", "%%{")
 
 
 def string(text: str) -> str:
@@ -107,6 +100,12 @@ def attributes(mapping: dict[str, Any]) -> str:
 # --- layout ---------------------------------------------------------------------------------------
 
 
+# The only characters that matter to the layout, inside a quoted string and outside one.
+_STRING_TOKEN = re.compile(r'\\|"|\$\$\{|%%\{|\$\{|%\{')
+_CODE_TOKEN = re.compile(r'"|#|//|<<|[{}\[\]()]|=')
+_HEREDOC = re.compile(r"<<-?([A-Za-z_][A-Za-z0-9_]*)\s*$")
+
+
 def _scan(line: str, state: list[str]) -> tuple[int, int | None, bool, str | None]:
     """Scan one line: (net bracket change, column of the first `=`, whether that `=` starts a whole
     one-line attribute, heredoc marker opened).
@@ -114,50 +113,48 @@ def _scan(line: str, state: list[str]) -> tuple[int, int | None, bool, str | Non
     `state` carries what is open across lines: 'q' inside a quoted string, '{' inside a template
     interpolation (which behaves like a bracket, as in hclwrite).
     """
-    net, eq_col, i, n = 0, None, 0, len(line)
+    net, eq_col, eq_net, i, n = 0, None, 0, 0, len(line)
     heredoc = None
     while i < n:
-        ch = line[i]
-        in_string = bool(state) and state[-1] == "q"
-        if in_string:
-            if ch == "\\":
-                i += 2
-                continue
-            if ch == '"':
+        if state and state[-1] == "q":
+            match = _STRING_TOKEN.search(line, i)
+            if match is None:
+                break
+            token, i = match.group(), match.end()
+            if token == "\\":
+                i += 1  # skip the escaped character
+            elif token == '"':
                 state.pop()
-            elif line.startswith("$${", i) or line.startswith("%%{", i):
-                i += 3
-                continue
-            elif line.startswith("${", i) or line.startswith("%{", i):
+            elif token in ("${", "%{"):
                 state.append("{")
                 net += 1
-                i += 2
-                continue
-            i += 1
             continue
-        if ch == '"':
-            state.append("q")
-        elif ch == "#" or line.startswith("//", i):
+        match = _CODE_TOKEN.search(line, i)
+        if match is None:
             break
-        elif line.startswith("<<", i):
-            match = re.match(r"<<-?([A-Za-z_][A-Za-z0-9_]*)\s*$", line[i:])
-            if match:
-                heredoc = match.group(1)
+        token, start = match.group(), match.start()
+        i = start + 1
+        if token == '"':
+            state.append("q")
+        elif token in ("#", "//"):
+            break
+        elif token == "<<":
+            marker = _HEREDOC.match(line, start)
+            if marker:
+                heredoc = marker.group(1)
                 break
-        elif ch in _OPEN:
-            if ch == "{":
+        elif token in _OPEN:
+            if token == "{":
                 state.append("b")
             net += 1
-        elif ch in _CLOSE:
-            if ch == "}" and state and state[-1] in "{b":
+        elif token in _CLOSE:
+            if token == "}" and state and state[-1] in "{b":
                 state.pop()
             net -= 1
-        elif ch == "=" and eq_col is None and i > 0:
-            prev, nxt = line[i - 1], line[i + 1] if i + 1 < n else ""
+        elif eq_col is None and start > 0:  # "=", but not part of == != <= >= =>
+            prev, nxt = line[start - 1], line[start + 1] if start + 1 < n else ""
             if prev not in "=!<>" and nxt not in "=>":
-                eq_col = i
-                eq_net = net
-        i += 1
+                eq_col, eq_net = start, net
     aligned = eq_col is not None and net - eq_net == 0  # else the value opens a multi-line expression
     return net, eq_col, aligned, heredoc
 
@@ -165,6 +162,8 @@ def _scan(line: str, state: list[str]) -> tuple[int, int | None, bool, str | Non
 def _columns(text: str) -> int:
     """Width as hclwrite measures it: grapheme clusters. Combining marks, joiners and what a zero-width
     joiner glues on do not add a column; a pair of regional indicators (a flag) is one."""
+    if text.isascii():
+        return len(text)
     count, joined, flag_open = 0, False, False
     for ch in text:
         category = unicodedata.category(ch)
@@ -226,11 +225,17 @@ def format_hcl(text: str) -> str:
             lines.append([indent, stripped, None, False])
 
     # drop blank lines after an opener / before a closer / repeated
+    following: list[list | None] = [None] * len(lines)  # the next non-blank line after each line
+    upcoming = None
+    for i in range(len(lines) - 1, -1, -1):
+        following[i] = upcoming
+        if lines[i][1] != "" or lines[i][3]:
+            upcoming = lines[i]
     kept: list[list] = []
     for i, line in enumerate(lines):
         if line[1] == "" and not line[3]:
             prev = kept[-1] if kept else None
-            nxt = next((ln for ln in lines[i + 1 :] if ln[1] != "" or ln[3]), None)
+            nxt = following[i]
             if prev is None or prev[1] == "" or nxt is None:
                 continue
             if prev[2] is None and not prev[3] and prev[1][-1:] in ("{", "[", "("):

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from dativo_ingest import hcl
-from dativo_ingest.config import SETTINGS_FILE, AssetDefinition, JobConfig
+from dativo_ingest.config import AssetDefinition, JobConfig
 from dativo_ingest.errors import InputError
 from dativo_ingest.render import Workspace, render_job
-from dativo_ingest.settings import ProjectSettings
+from dativo_ingest.project import SETTINGS_FILE, ProjectSettings
 from dativo_ingest.tags import aws_tags, merge_tags
 
 

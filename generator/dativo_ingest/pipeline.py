@@ -1,15 +1,29 @@
-"""Load and render every job, collecting every error so one bad job never hides the next."""
+"""Load and render every job, collecting every error so one bad job never hides the next.
+
+Jobs the manifest shows up to date are reused instead of rendered (see `cache`); the rest are rendered
+in worker processes when there are enough of them to pay for the workers.
+"""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Union
 
-from dativo_ingest.config import JobConfig
+from dativo_ingest import cache
 from dativo_ingest.discovery import find_jobs
 from dativo_ingest.errors import DativoTfError, InputErrors
-from dativo_ingest.render import Workspace, render_job
-from dativo_ingest.settings import ProjectSettings
+from dativo_ingest.project import ProjectSettings
+
+if TYPE_CHECKING:
+    from dativo_ingest.render import Workspace
+
+# Below this many jobs to render, starting worker processes costs more than it saves.
+PARALLEL_MIN_JOBS = 100
+Outcome = Union["Workspace", None, list[DativoTfError]]
 
 
 @dataclass
@@ -17,35 +31,103 @@ class Rendered:
     project: ProjectSettings
     job_paths: list[Path]
     workspaces: list[Workspace] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
+    cached: list[cache.CachedJob] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)  # rendered jobs without an infrastructure block
     errors: list[DativoTfError] = field(default_factory=list)
     warnings: list[DativoTfError] = field(default_factory=list)
 
+    @property
+    def workspace_count(self) -> int:
+        return len(self.workspaces) + sum(1 for c in self.cached if c.directory is not None)
 
-def _flatten(exc: DativoTfError) -> list[DativoTfError]:
-    return exc.errors if isinstance(exc, InputErrors) else [exc]
+    @property
+    def skipped_jobs(self) -> list[str]:
+        """Every job without an infrastructure block, rendered or cached, relative to the project root."""
+        root = self.project.root
+        return sorted([_display(p, root) for p in self.skipped] + [c.job for c in self.cached if c.directory is None])
 
 
-def render_all(project: ProjectSettings, paths: tuple[str, ...] | list[str] = ()) -> Rendered:
+def render_all(project: ProjectSettings, paths: tuple[str, ...] | list[str] = (), *,
+               reuse: Path | None = None, workers: int | None = None) -> Rendered:
+    """Render the jobs at `paths` (default: the project's `jobs` globs).
+
+    `reuse`: an output folder whose manifest may show jobs up to date; those are not rendered.
+    `workers`: processes to render with (default: one per CPU once there are PARALLEL_MIN_JOBS jobs).
+    """
     job_paths = find_jobs(project, paths)
     result = Rendered(project, job_paths)
-    for path in job_paths:
-        display = _display(path, project.root)
-        try:
-            job = JobConfig.from_yaml(path, project_root=project.root)
-            workspace = render_job(job, project)
-        except DativoTfError as exc:
-            for err in _flatten(exc):
+    to_render = job_paths
+    if reuse is not None:
+        from dativo_ingest.writer import load_manifest
+
+        manifest, _ = load_manifest(reuse)
+        result.cached, to_render = cache.split(job_paths, project.root, project.path, reuse, manifest)
+        for job in result.cached:
+            result.warnings.extend(job.warnings)
+    if to_render or not result.cached:
+        project.validate()  # a fully cached run uses settings whose exact bytes were validated before
+    for path, outcome in zip(to_render, _render_many(project, to_render, workers)):
+        if isinstance(outcome, list):
+            display = _display(path, project.root)
+            for err in outcome:
                 if err.path is None or err.path == str(path):
                     err.path = display
                 result.errors.append(err)
-            continue
-        if workspace is None:
-            result.skipped.append(display)
+        elif outcome is None:
+            result.skipped.append(path)
         else:
-            result.workspaces.append(workspace)
-            result.warnings.extend(workspace.warnings)
+            result.workspaces.append(outcome)
+            result.warnings.extend(outcome.warnings)
     return result
+
+
+def _render_one(project: ProjectSettings, path: Path) -> Outcome:
+    from dativo_ingest.config import JobConfig
+    from dativo_ingest.render import render_job
+
+    try:
+        return render_job(JobConfig.from_yaml(path, project_root=project.root), project)
+    except InputErrors as exc:
+        return exc.errors
+    except DativoTfError as exc:
+        return [exc]
+
+
+_worker_project: ProjectSettings | None = None  # set in the parent before forking
+
+
+def _render_in_worker(path: Path) -> Outcome:
+    assert _worker_project is not None
+    return _render_one(_worker_project, path)
+
+
+def _render_many(project: ProjectSettings, paths: list[Path], workers: int | None) -> list[Outcome]:
+    if workers is None:
+        workers = _cpu_count() if len(paths) >= PARALLEL_MIN_JOBS else 1
+    # Workers are forked so they share the loaded modules, compiled templates and settings; where fork is
+    # not available (Windows, macOS default) rendering stays in this process.
+    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return [_render_one(project, path) for path in paths]
+    global _worker_project
+    _worker_project = project
+    try:
+        # compile every template before forking, so workers do not each compile them again
+        from dativo_ingest.render import environment
+
+        env = environment()
+        for name in env.list_templates(extensions=["j2"]):
+            env.get_template(name)
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            return list(pool.map(_render_in_worker, paths, chunksize=max(1, len(paths) // (workers * 8))))
+    finally:
+        _worker_project = None
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
 
 
 def _display(path: Path, root: Path) -> str:

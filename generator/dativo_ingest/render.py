@@ -16,7 +16,8 @@ import jinja2
 from dativo_ingest import __version__, compute, cron, hcl
 from dativo_ingest.config import AssetDefinition, JobConfig
 from dativo_ingest.errors import CloudLimitError, ForbiddenPathError, InputError
-from dativo_ingest.settings import ProjectSettings, Settings, deep_merge
+from dativo_ingest.project import ProjectSettings
+from dativo_ingest.settings import Settings, deep_merge
 from dativo_ingest.tags import Tag, aws_tags, check_required, gcp_labels, k8s_labels, merge_tags
 
 SEED_VARIABLES = ("cloud_provider", "runtime_environment", "tags", "resource_refs", "job_metadata")
@@ -36,10 +37,11 @@ class Workspace:
     job: JobConfig
     directory: PurePosixPath  # relative to output_dir: tenant/environment/job
     files: dict[str, str]
-    inputs: list[Path]
+    inputs: list[Path]  # the files it was rendered from: job, asset, settings
     warnings: list[InputError] = field(default_factory=list)
     tags: dict[str, Tag] = field(default_factory=dict)
     variables: dict[str, Any] = field(default_factory=dict)
+    env: list[str] = field(default_factory=list)  # environment variables its paths use
 
 
 @lru_cache(maxsize=1)
@@ -223,7 +225,7 @@ def render_job(job: JobConfig, project: ProjectSettings, asset: AssetDefinition 
         rendered["terraform.tfvars"] = hcl.format_hcl(f"{header}\n\n{hcl.attributes(variables)}")
 
     inputs = [job.path] + ([asset.path] if asset else []) + ([project.path] if project.path else [])
-    return Workspace(job, directory, dict(sorted(rendered.items())), inputs, warnings, tags, variables)
+    return Workspace(job, directory, dict(sorted(rendered.items())), inputs, warnings, tags, variables, job.env_refs())
 
 
 def _json_escape(value: Any) -> Any:

@@ -55,7 +55,7 @@ def new_job(project_root: Path, name: str, answers: dict[str, str]) -> Path:
     from dativo_ingest.compute import COMPUTE_TYPES
     from dativo_ingest.config import JobConfig
     from dativo_ingest.render import environment, render_job
-    from dativo_ingest.settings import ProjectSettings
+    from dativo_ingest.project import ProjectSettings
 
     cloud, compute_type = answers["cloud"], answers["compute_type"]
     if compute_type not in COMPUTE_TYPES.get(cloud, ()):

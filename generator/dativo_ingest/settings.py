@@ -1,18 +1,15 @@
-"""Project settings (`dativo-tf.yaml`) with layering: built-in < top level < environments.<env> < job."""
+"""The settings models (`dativo-tf.yaml`). Layering, lowest first: built-in < top level < environments.<env> < job.
+`project.ProjectSettings` loads the file and resolves an environment."""
 
 from __future__ import annotations
 
 import copy
-from functools import cached_property
-from pathlib import Path
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field
 
-from dativo_ingest.config import SETTINGS_FILE, Str
-from dativo_ingest.errors import InputError
-from dativo_ingest.validation import validate
-from dativo_ingest.yamlsource import load_mapping
+from dativo_ingest.config import Str
+from dativo_ingest.project import DEFAULT_JOBS, DEFAULT_OUTPUT_DIR
 
 
 class Strict(BaseModel):
@@ -64,8 +61,8 @@ DEFAULT_COMMAND = ["run", "--config", "{job_path}", "--mode", "self_hosted"]
 
 
 class Settings(Strict):
-    jobs: list[str] = ["jobs/**/*.yaml"]
-    output_dir: str = "workspaces"
+    jobs: list[str] = list(DEFAULT_JOBS)
+    output_dir: str = DEFAULT_OUTPUT_DIR
     tfvars_format: Literal["hcl", "json"] = "hcl"
     image: str = "ghcr.io/dativo-io/dativo-ingest:latest"
     command: list[str] = Field(default_factory=lambda: list(DEFAULT_COMMAND))
@@ -85,60 +82,3 @@ def deep_merge(base: dict, override: dict) -> dict:
         else:
             out[key] = copy.deepcopy(value)
     return out
-
-
-class ProjectSettings:
-    """The settings file of a project, resolved per environment on demand."""
-
-    def __init__(self, root: Path, data: dict | None = None, text: str = "", path: Path | None = None):
-        self.root = root.resolve()
-        self.path = path
-        self.text = text
-        self.raw = data or {}
-        self._per_env: dict[str, Settings] = {}
-        self.base  # validate the top level (and every environment section) right away
-        for env in self.base.environments:
-            self.for_environment(env)
-
-    @classmethod
-    def load(cls, config: str | Path | None = None, start: Path | None = None) -> "ProjectSettings":
-        """Load `config`, else the dativo-tf.yaml found walking up from `start` (cwd), else defaults."""
-        if config is not None:
-            path = Path(config)
-            if not path.is_file():
-                raise InputError("settings file not found", path=path)
-        else:
-            path = None
-            here = (start or Path.cwd()).resolve()
-            for folder in (here, *here.parents):
-                if (folder / SETTINGS_FILE).is_file():
-                    path = folder / SETTINGS_FILE
-                    break
-        if path is None:
-            return cls(Path.cwd())
-        data, text = load_mapping(path)
-        return cls(path.parent, data, text, path)
-
-    @property
-    def display_path(self) -> str:
-        return SETTINGS_FILE if self.path is None else self.path.name
-
-    @cached_property
-    def base(self) -> Settings:
-        return validate(Settings, self.raw, path=self.display_path, text=self.text)
-
-    def for_environment(self, environment: str | None) -> Settings:
-        if environment not in self._per_env:
-            override = self.base.environments.get(environment or "", {})
-            if not override:
-                self._per_env[environment] = self.base
-            else:
-                merged = deep_merge({k: v for k, v in self.raw.items() if k != "environments"}, override)
-                self._per_env[environment] = validate(
-                    Settings, merged, path=self.display_path, text=self.text, prefix=("environments", environment)
-                )
-        return self._per_env[environment]
-
-    @property
-    def output_dir(self) -> Path:
-        return self.root / self.base.output_dir

@@ -2,28 +2,29 @@
 
 The manifest (`<output_dir>/.dativo-tf-manifest.json`) records every generated file with its sha256 and
 the inputs it came from. It is how we know which files are ours: stale workspaces are removed, files we
-did not write are never touched, and hand edits to generated files are detected.
+did not write are never touched, and hand edits to generated files are detected. It is also the render
+cache (see `cache`).
 """
 
 from __future__ import annotations
 
 import difflib
-import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
-from dativo_ingest import __version__, hcl
+from dativo_ingest import hcl
+from dativo_ingest.cache import CachedJob, env_digest, header, job_key, relative, sha256
 from dativo_ingest.errors import ForbiddenPathError, InputError
-from dativo_ingest.render import Workspace
+
+if TYPE_CHECKING:
+    from dativo_ingest.render import Workspace
 
 MANIFEST = ".dativo-tf-manifest.json"
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 @dataclass
@@ -73,32 +74,69 @@ def load_manifest(output_dir: Path) -> tuple[dict, bytes | None]:
         raise InputError("the manifest is not valid JSON; delete it to regenerate from scratch", path=path) from None
 
 
-def _contained(output_dir: Path, relative: str) -> Path:
-    root = output_dir.resolve()
-    target = (root / relative).resolve()
+def _contained(root: Path, relative_path: str) -> Path:
+    """`root / relative_path`, refusing anything that resolves outside `root` (itself resolved)."""
+    target = (root / relative_path).resolve()
     if target != root and root not in target.parents:
-        raise ForbiddenPathError(f"refusing to write outside the output folder {root}", path=relative)
+        raise ForbiddenPathError(f"refusing to write outside the output folder {root}", path=relative_path)
     return target
 
 
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return path.resolve().relative_to(root).as_posix()
-    except ValueError:
-        return path.as_posix()
+class _Targets:
+    """Absolute paths of files under the output folder, each folder resolved (and checked) once."""
+
+    def __init__(self, output_dir: Path):
+        self.root = output_dir.resolve()
+        self._folders: dict[str, Path] = {}
+
+    def __call__(self, relative_path: str) -> Path:
+        folder, _, name = relative_path.rpartition("/")
+        if folder not in self._folders:
+            self._folders[folder] = _contained(self.root, folder) if folder else self.root
+        return self._folders[folder] / name
 
 
-def plan(workspaces: list[Workspace], output_dir: Path, project_root: Path, *,
-         job_paths: list[Path], full_run: bool) -> Plan:
-    """Compare what the jobs render to what is on disk. Raises before anything is written."""
+def _entry(ws: Workspace, project_root: Path) -> dict:
+    entry: dict = {
+        "job": ws.job.relative_path,
+        "inputs": dict(sorted((relative(p, project_root), sha256(p.read_bytes())) for p in ws.inputs)),
+        "files": {name: sha256(text.encode("utf-8")) for name, text in ws.files.items()},
+    }
+    if ws.env:
+        entry["env"] = {name: env_digest(name) for name in ws.env}
+    if ws.warnings:
+        entry["warnings"] = [
+            {k: v for k, v in (("path", w.path), ("line", w.line), ("key", w.key), ("message", w.message)) if v}
+            for w in ws.warnings
+        ]
+    return entry
+
+
+def plan(workspaces: list[Workspace], output_dir: Path, project_root: Path, *, job_paths: list[Path],
+         full_run: bool, cached: Iterable[CachedJob] = (), skipped: Iterable[Path] = ()) -> Plan:
+    """Compare what the jobs render to what is on disk. Raises before anything is written.
+
+    `cached` jobs are up to date (see `cache.split`): their manifest entries are kept as they are.
+    `skipped` are the rendered jobs without an infrastructure block.
+    """
+    target_of = _Targets(output_dir)
     old_manifest, old_raw = load_manifest(output_dir)
     old_ws: dict[str, dict] = old_manifest.get("workspaces", {})
     old_files = {f"{d}/{name}": digest for d, entry in old_ws.items() for name, digest in entry.get("files", {}).items()}
     result = Plan(output_dir=output_dir, manifest_old=old_raw)
-    run_jobs = {_relative(p, project_root) for p in job_paths}
+    run_jobs = {job_key(p, project_root) for p in job_paths}
 
     new_ws: dict[str, dict] = {}
+    new_skipped: dict[str, dict] = {}
     seen_dirs: dict[str, str] = {}
+    for job in cached:
+        if job.directory is None:
+            new_skipped[job.job] = job.entry
+        else:
+            new_ws[job.directory] = job.entry
+            seen_dirs[job.directory] = job.job
+    for path in skipped:
+        new_skipped[relative(path, project_root)] = {"inputs": {relative(path, project_root): sha256(path.read_bytes())}}
     for ws in workspaces:
         directory = ws.directory.as_posix()
         job_rel = ws.job.relative_path
@@ -108,56 +146,57 @@ def plan(workspaces: list[Workspace], output_dir: Path, project_root: Path, *,
                 "rename one job file", path=job_rel,
             )
         seen_dirs[directory] = job_rel
-        inputs = {}
-        for p in ws.inputs:
-            inputs[_relative(p, project_root)] = sha256(p.read_bytes())
-        entry = {"job": job_rel, "inputs": dict(sorted(inputs.items())), "files": {}}
         for name, text in ws.files.items():
-            relative = f"{directory}/{name}"
-            target = _contained(output_dir, relative)
+            relative_path = f"{directory}/{name}"
+            target = target_of(relative_path)
             new = text.encode("utf-8")
-            entry["files"][name] = sha256(new)
             old = target.read_bytes() if target.is_file() else None
             if old is None:
-                result.changes.append(Change(relative, "create", None, new))
-            elif relative not in old_files and old != new:
+                result.changes.append(Change(relative_path, "create", None, new))
+            elif relative_path not in old_files and old != new:
                 raise ForbiddenPathError(
                     f"{target} exists and was not generated by dativo-tf; move it away or rename the job",
                     path=job_rel,
                 )
             elif old == new:
-                result.changes.append(Change(relative, "unchanged", old, new))
+                result.changes.append(Change(relative_path, "unchanged", old, new))
             else:
-                hand = relative in old_files and sha256(old) != old_files[relative]
-                result.changes.append(Change(relative, "update", old, new, hand_edited=hand))
-        new_ws[directory] = entry
+                hand = relative_path in old_files and sha256(old) != old_files[relative_path]
+                result.changes.append(Change(relative_path, "update", old, new, hand_edited=hand))
+        new_ws[directory] = _entry(ws, project_root)
 
-    # Workspaces generated earlier that this run does not produce: stale when their job is gone, is part
-    # of this run (so it now renders elsewhere or has no infrastructure block), or on a full run.
+    def gone(job_rel: str) -> bool:
+        """An earlier entry this run does not produce is stale when its job is gone, is part of this run
+        (so it now renders elsewhere or not at all), or on a full run."""
+        return full_run or job_rel in run_jobs or not (project_root / job_rel).is_file()
+
     kept = {}
     for directory, entry in old_ws.items():
         if directory in new_ws:
             continue
-        job_rel = entry.get("job", "")
-        stale = full_run or job_rel in run_jobs or not (project_root / job_rel).is_file()
-        if not stale:
+        if not gone(entry.get("job", "")):
             kept[directory] = entry
             continue
         for name, digest in sorted(entry.get("files", {}).items()):
-            relative = f"{directory}/{name}"
-            target = _contained(output_dir, relative)
+            target = target_of(f"{directory}/{name}")
             if target.is_file():
                 old = target.read_bytes()
-                result.changes.append(Change(relative, "remove", old, None, hand_edited=sha256(old) != digest))
+                result.changes.append(Change(f"{directory}/{name}", "remove", old, None, hand_edited=sha256(old) != digest))
     # Files of a workspace that it no longer produces (e.g. terraform.tfvars after switching to JSON).
     for directory, entry in new_ws.items():
         for name in sorted(set(old_ws.get(directory, {}).get("files", {})) - set(entry["files"])):
-            target = _contained(output_dir, f"{directory}/{name}")
+            target = target_of(f"{directory}/{name}")
             if target.is_file():
                 result.changes.append(Change(f"{directory}/{name}", "remove", target.read_bytes(), None))
+    for job_rel, entry in old_manifest.get("skipped", {}).items():
+        if job_rel not in new_skipped and not gone(job_rel):
+            new_skipped[job_rel] = entry
 
-    all_ws = dict(sorted({**kept, **new_ws}.items()))
-    result.manifest = {"generator": "dativo-tf", "generator_version": __version__, "workspaces": all_ws}
+    result.manifest = {
+        **header(project_root, output_dir),
+        "workspaces": dict(sorted({**kept, **new_ws}.items())),
+        "skipped": dict(sorted(new_skipped.items())),
+    }
     result.manifest_new = hcl.dumps_json(result.manifest).encode("utf-8")
     result.changes.sort(key=lambda c: c.path)
 
@@ -177,13 +216,14 @@ def plan(workspaces: list[Workspace], output_dir: Path, project_root: Path, *,
 def apply(result: Plan) -> None:
     """Write every pending change: all temp files first, then rename them into place."""
     output_dir = result.output_dir
+    target_of = _Targets(output_dir)
     staged: list[tuple[Path, Path]] = []
     try:
         writes = [(c.path, c.new) for c in result.pending if c.action in ("create", "update")]
         if result.manifest_changed:
             writes.append((MANIFEST, result.manifest_new))
-        for relative, data in writes:
-            target = _contained(output_dir, relative)
+        for relative_path, data in writes:
+            target = target_of(relative_path)
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".dativo-tf-", dir=target.parent)
             with os.fdopen(fd, "wb") as handle:
@@ -199,7 +239,7 @@ def apply(result: Plan) -> None:
         os.replace(tmp, target)
     for change in result.pending:
         if change.action == "remove":
-            target = _contained(output_dir, change.path)
+            target = target_of(change.path)
             target.unlink(missing_ok=True)
             _prune_empty(target.parent, output_dir.resolve())
 

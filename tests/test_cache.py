@@ -1,0 +1,179 @@
+"""The manifest render cache and parallel rendering: both give exactly the bytes of a full, serial run, and
+any change to a job, asset, settings file, template, generator version, environment variable or output
+invalidates the cache for the jobs it touches."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from dativo_ingest import cache, render
+from dativo_ingest.cli import main
+from dativo_ingest.pipeline import render_all
+from dativo_ingest.project import ProjectSettings
+from tests.conftest import EXAMPLES, snapshot
+
+ORDERS_JOBS = {"jobs/acme/orders_ecs.yaml", "jobs/acme/orders_lambda.yaml", "jobs/acme/orders_module.yaml"}
+
+
+def run(repo: Path, monkeypatch, *args: str) -> str:
+    monkeypatch.chdir(repo)
+    result = CliRunner().invoke(main, ["generate", *args])
+    assert result.exit_code in (0, 1), result.output
+    return result.output
+
+
+def fresh_copy(tmp_path: Path, name: str, monkeypatch) -> Path:
+    """A copy of the examples repo whose workspaces were just generated (so every job is cached)."""
+    repo = tmp_path / name
+    shutil.copytree(EXAMPLES, repo, ignore=shutil.ignore_patterns("workspaces", ".terraform"))
+    run(repo, monkeypatch)
+    return repo
+
+
+def rendered_jobs(repo: Path) -> set[str]:
+    """The jobs a cached run would render (not reuse)."""
+    project = ProjectSettings.load(repo / "dativo-tf.yaml")
+    result = render_all(project, reuse=project.output_dir)
+    return {cache.job_key(p, project.root) for p in result.job_paths} - {c.job for c in result.cached}
+
+
+def test_a_no_op_run_renders_nothing_and_changes_nothing(tmp_path, monkeypatch):
+    repo = fresh_copy(tmp_path, "repo", monkeypatch)
+    before = snapshot(repo / "workspaces")
+    assert rendered_jobs(repo) == set()
+    output = run(repo, monkeypatch, "--check")
+    assert "would" not in output.replace("would be", "")
+    assert snapshot(repo / "workspaces") == before
+
+
+def test_cached_runs_replay_warnings_and_skipped_jobs(tmp_path, monkeypatch):
+    repo = fresh_copy(tmp_path, "repo", monkeypatch)
+    output = run(repo, monkeypatch)
+    assert "warning: infrastructure.terraform.module_version" in output
+    assert "skipped jobs/acme/legacy_no_infra.yaml (no infrastructure block)" in output
+
+
+def _edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, (path, old)
+    path.write_text(text.replace(old, new, 1))
+
+
+CHANGES = {
+    "job": (lambda r: _edit(r / "jobs/acme/orders_ecs.yaml", "memory_mb: 4096", "memory_mb: 8192"),
+            {"jobs/acme/orders_ecs.yaml"}),
+    "job without infrastructure": (
+        lambda r: _edit(r / "jobs/acme/legacy_no_infra.yaml", "tenant_id: acme",
+                        "tenant_id: acme\ninfrastructure: {cloud_provider: aws, runtime_environment: {compute_type: lambda}, "
+                        "terraform: {resource_refs: {execution_role_arn: \"arn:aws:iam::123456789012:role/etl\"}}}"),
+        {"jobs/acme/legacy_no_infra.yaml"}),
+    "asset": (lambda r: _edit(r / "assets/orders.yaml", "retention_days: 365", "retention_days: 400"), ORDERS_JOBS),
+    # every job with an infrastructure block; a job without one does not read the settings
+    "settings": (lambda r: _edit(r / "dativo-tf.yaml", "Company: Acme", "Company: Acme Corp"), "all but legacy"),
+    "hand-edited output": (lambda r: _edit(r / "workspaces/acme/production/orders_ecs/main.tf", "resource", "# x\nresource"),
+                           {"jobs/acme/orders_ecs.yaml"}),
+    "deleted output": (lambda r: (r / "workspaces/acme/production/hr_ec2/outputs.tf").unlink(), {"jobs/acme/hr_ec2.yaml"}),
+}
+
+
+@pytest.mark.parametrize("change", CHANGES, ids=str)
+def test_a_change_re_renders_exactly_the_jobs_it_touches_and_matches_a_full_run(change, tmp_path, monkeypatch):
+    mutate, touched = CHANGES[change]
+    cached_repo = fresh_copy(tmp_path, "cached", monkeypatch)
+    full_repo = fresh_copy(tmp_path, "full", monkeypatch)
+    mutate(cached_repo)
+    mutate(full_repo)
+    every_job = {p.relative_to(cached_repo).as_posix() for p in (cached_repo / "jobs").rglob("*.yaml")}
+    if touched == "all but legacy":
+        touched = every_job - {"jobs/acme/legacy_no_infra.yaml"}
+    assert rendered_jobs(cached_repo) == touched
+
+    run(cached_repo, monkeypatch)
+    run(full_repo, monkeypatch, "--full")
+    assert snapshot(cached_repo / "workspaces") == snapshot(full_repo / "workspaces")
+    assert rendered_jobs(cached_repo) == set()  # and the rewritten manifest makes the next run a no-op again
+
+
+def test_a_new_generator_version_or_template_invalidates_every_job(tmp_path, monkeypatch):
+    repo = fresh_copy(tmp_path, "repo", monkeypatch)
+    every_job = {p.relative_to(repo).as_posix() for p in (repo / "jobs").rglob("*.yaml")}
+    with monkeypatch.context() as m:
+        m.setattr(cache, "__version__", "99.0.0")
+        assert rendered_jobs(repo) == every_job
+
+    # a private copy of the templates with one line changed
+    templates = tmp_path / "templates"
+    shutil.copytree(Path(str(render.files("dativo_ingest.templates"))), templates)
+    (templates / "workspace/versions.tf.j2").write_text("# pinned\n" + (templates / "workspace/versions.tf.j2").read_text())
+    monkeypatch.setattr(cache, "files", lambda _: templates)
+    monkeypatch.setattr(render, "files", lambda _: templates)
+    cache.templates_digest.cache_clear()
+    render.environment.cache_clear()
+    try:
+        assert rendered_jobs(repo) == every_job
+        run(repo, monkeypatch)
+        assert (repo / "workspaces/acme/production/orders_ecs/versions.tf").read_text().count("# pinned") == 1
+        assert rendered_jobs(repo) == set()
+    finally:
+        cache.templates_digest.cache_clear()
+        render.environment.cache_clear()
+
+
+def test_an_environment_variable_in_a_path_is_part_of_the_cache_key(tmp_path, monkeypatch):
+    repo = tmp_path / "repo"
+    shutil.copytree(EXAMPLES, repo, ignore=shutil.ignore_patterns("workspaces", ".terraform"))
+    other = repo / "other-assets"
+    other.mkdir()
+    (other / "orders.yaml").write_text((repo / "assets/orders.yaml").read_text().replace("SALES-042", "SALES-999"))
+    _edit(repo / "jobs/acme/orders_ecs.yaml", "asset_path: assets/orders.yaml", "asset_path: ${ASSETS}/orders.yaml")
+    monkeypatch.setenv("ASSETS", "assets")
+    run(repo, monkeypatch)
+    assert rendered_jobs(repo) == set()
+
+    monkeypatch.setenv("ASSETS", "other-assets")
+    assert rendered_jobs(repo) == {"jobs/acme/orders_ecs.yaml"}
+    monkeypatch.delenv("ASSETS")
+    assert rendered_jobs(repo) == {"jobs/acme/orders_ecs.yaml"}
+
+
+def test_another_settings_file_or_output_folder_is_not_served_from_the_cache(tmp_path, monkeypatch):
+    repo = fresh_copy(tmp_path, "repo", monkeypatch)
+    shutil.copy(repo / "dativo-tf.yaml", repo / "other.yaml")
+    project = ProjectSettings.load(repo / "other.yaml")
+    cached, _ = cache.split(
+        [p.resolve() for p in (repo / "jobs").rglob("*.yaml")], project.root, project.path, project.output_dir,
+        __import__("json").loads((repo / "workspaces/.dativo-tf-manifest.json").read_text()),
+    )
+    assert [c for c in cached if c.directory] == []  # workspaces depend on the settings file; skipped jobs do not
+
+    moved = repo / "nested" / "out"
+    shutil.copytree(repo / "workspaces", moved)
+    project = ProjectSettings.load(repo / "dativo-tf.yaml")
+    assert render_all(project, reuse=moved).cached == []  # module sources are relative to the output folder
+
+
+def test_parallel_rendering_writes_the_bytes_of_a_serial_run(tmp_path, monkeypatch):
+    serial = tmp_path / "serial"
+    parallel = tmp_path / "parallel"
+    for repo in (serial, parallel):
+        shutil.copytree(EXAMPLES, repo, ignore=shutil.ignore_patterns("workspaces", ".terraform"))
+    run(serial, monkeypatch, "-j", "1")
+    run(parallel, monkeypatch, "-j", "2")
+    assert snapshot(serial / "workspaces") == snapshot(parallel / "workspaces")
+
+
+def test_parallel_rendering_reports_every_error_with_file_and_line(tmp_path, monkeypatch):
+    repo = tmp_path / "repo"
+    shutil.copytree(EXAMPLES, repo, ignore=shutil.ignore_patterns("workspaces", ".terraform"))
+    _edit(repo / "jobs/acme/orders_ecs.yaml", "memory_mb: 4096", "memory_mb: lots")
+    _edit(repo / "jobs/acme/hr_ec2.yaml", "cloud_provider: aws", "cloud_provider: azure")
+    monkeypatch.chdir(repo)
+    result = CliRunner().invoke(main, ["generate", "-j", "2"])
+    assert result.exit_code == 2
+    assert "jobs/acme/orders_ecs.yaml:31: error: infrastructure.runtime_environment.memory_mb: Input should be a valid integer" in result.output
+    assert "jobs/acme/hr_ec2.yaml:" in result.output and "azure" in result.output
+    assert not (repo / "workspaces").exists()
