@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import re
 import tempfile
+import unicodedata
 from pathlib import Path
 
 import hcl2
+import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 from dativo_ingest import hcl
@@ -44,8 +46,9 @@ def test_hostile_strings_round_trip_through_terraform(tmp_path):
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.text(alphabet=st.characters(codec="utf-8"), max_size=30), min_size=1, max_size=20))
 def test_any_strings_round_trip_through_terraform(values):
+    # HCL reads every string literal in Unicode NFC form, so that is what comes back
     with tempfile.TemporaryDirectory() as tmp:
-        assert _terraform_roundtrip(values, Path(tmp)) == values
+        assert _terraform_roundtrip(values, Path(tmp)) == [unicodedata.normalize("NFC", v) for v in values]
 
 
 json_values = st.recursive(
@@ -74,6 +77,16 @@ def test_layout_matches_terraform_fmt(values):
         path = Path(tmp) / "x.tfvars"
         path.write_text(hcl.format_hcl(hcl.attributes(values)))
         fmt_check([path])
+
+
+@pytest.mark.parametrize("key", ["0\U0001F3FB", "a\u200cb", "flag\U0001F3F4\U000E0067\U000E0062\U000E007F",
+                                 "\uFF76\uFF9E", "e\u0301", "x\uFE0F", "\U0001F1E9\U0001F1EA", "\U00010A0C",
+                                 "\u0301x", "\u200dx", "\U0001F1E9\U0001F1EA\U0001F1E9",
+                                 "\U0001F469\u200d\U0001F4BB", "a\u200d\U0001F4BB", "\U0001F469\U0001F3FD\u200d\U0001F680"])
+def test_layout_counts_columns_in_grapheme_clusters_as_terraform_does(key, tmp_path):
+    path = tmp_path / "x.tfvars"
+    path.write_text(hcl.format_hcl(hcl.attributes({"A": {"0": None, key: None}})))
+    fmt_check([path])
 
 
 def test_escape_rules():

@@ -86,7 +86,8 @@ def generate(ctx: Context, paths: tuple[str, ...], config: str | None, out: str 
         sys.exit(report.return_code)
     try:
         result = plan(rendered.workspaces, output_dir, project.root, job_paths=rendered.job_paths,
-                      full_run=not paths, cached=rendered.cached, skipped=rendered.skipped)
+                      full_run=not paths, cached=rendered.cached, skipped=rendered.skipped,
+                      keep_old=mode is WriteBack.DIFF)
     except DativoTfError as exc:
         _fail(ctx, exc)
     for skipped in rendered.skipped_jobs:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import unicodedata
 from typing import Any
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -160,29 +159,19 @@ def _scan(line: str, state: list[str]) -> tuple[int, int | None, bool, str | Non
 
 
 def _columns(text: str) -> int:
-    """Width as hclwrite measures it: grapheme clusters. Combining marks, joiners and what a zero-width
-    joiner glues on do not add a column; a pair of regional indicators (a flag) is one."""
+    """Width as hclwrite measures it: extended grapheme clusters (Unicode UAX #29)."""
     if text.isascii():
         return len(text)
-    count, joined, flag_open = 0, False, False
-    for ch in text:
-        category = unicodedata.category(ch)
-        if joined:
-            joined = False
-            continue
-        if ch == "\u200d":
-            joined = True
-            continue
-        if category in ("Mn", "Me", "Mc") or 0xFE00 <= ord(ch) <= 0xFE0F:
-            continue
-        if 0x1F1E6 <= ord(ch) <= 0x1F1FF:
-            flag_open = not flag_open
-            if not flag_open:
-                continue
-        else:
-            flag_open = False
-        count += 1
-    return count
+    import regex  # only for non-ASCII keys
+
+    return len(regex.findall(r"\X", text))
+
+
+def _lead_columns(lead: str) -> int:
+    """hclwrite counts each token on its own: a quoted key's quotes apart from its text."""
+    if len(lead) >= 2 and lead[0] == lead[-1] == '"':
+        return 2 + _columns(lead[1:-1])
+    return _columns(lead)
 
 
 def format_hcl(text: str) -> str:
@@ -248,9 +237,9 @@ def format_hcl(text: str) -> str:
     run: list[list] = []
 
     def flush() -> None:
-        width = max((ln[0] + _columns(ln[1]) for ln in run), default=0)
+        width = max((ln[0] + _lead_columns(ln[1]) for ln in run), default=0)
         for ln in run:
-            pad = width - ln[0] - _columns(ln[1]) + 1
+            pad = width - ln[0] - _lead_columns(ln[1]) + 1
             out.append(" " * ln[0] + ln[1] + " " * pad + "= " + ln[2])
         run.clear()
 

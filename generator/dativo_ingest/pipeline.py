@@ -11,26 +11,38 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Union
+from typing import Union
 
 from dativo_ingest import cache
 from dativo_ingest.discovery import find_jobs
 from dativo_ingest.errors import DativoTfError, InputErrors
 from dativo_ingest.project import ProjectSettings
 
-if TYPE_CHECKING:
-    from dativo_ingest.render import Workspace
-
 # Below this many jobs to render, starting worker processes costs more than it saves.
 PARALLEL_MIN_JOBS = 100
-Outcome = Union["Workspace", None, list[DativoTfError]]
+
+
+@dataclass
+class Output:
+    """What the writer needs of a rendered workspace. Small (no job model, files already encoded), so ten
+    thousand of them fit in memory and travel cheaply back from worker processes."""
+
+    job: str  # the job file, relative to the project root
+    directory: str  # relative to the output folder: tenant/environment/job
+    files: dict[str, bytes]
+    inputs: list[Path]  # the files it was rendered from: job, asset, settings
+    env: list[str]  # environment variables its paths use
+    warnings: list[DativoTfError]
+
+
+Outcome = Union[Output, None, list[DativoTfError]]
 
 
 @dataclass
 class Rendered:
     project: ProjectSettings
     job_paths: list[Path]
-    workspaces: list[Workspace] = field(default_factory=list)
+    workspaces: list[Output] = field(default_factory=list)
     cached: list[cache.CachedJob] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)  # rendered jobs without an infrastructure block
     errors: list[DativoTfError] = field(default_factory=list)
@@ -86,11 +98,15 @@ def _render_one(project: ProjectSettings, path: Path) -> Outcome:
     from dativo_ingest.render import render_job
 
     try:
-        return render_job(JobConfig.from_yaml(path, project_root=project.root), project)
+        ws = render_job(JobConfig.from_yaml(path, project_root=project.root), project)
     except InputErrors as exc:
         return exc.errors
     except DativoTfError as exc:
         return [exc]
+    if ws is None:
+        return None
+    files = {name: text.encode("utf-8") for name, text in ws.files.items()}
+    return Output(ws.job.relative_path, ws.directory.as_posix(), files, ws.inputs, ws.env, ws.warnings)
 
 
 _worker_project: ProjectSettings | None = None  # set in the parent before forking

@@ -132,8 +132,8 @@ def module_source(job: JobConfig, directory: PurePosixPath, output_dir: Path) ->
 _FROM_JOB: Any = object()
 
 
-def render_job(job: JobConfig, project: ProjectSettings, asset: AssetDefinition | None = _FROM_JOB) -> Workspace | None:
-    """Render one job's workspace, or None when the job has no infrastructure block."""
+def prepare_job(job: JobConfig, project: ProjectSettings, asset: AssetDefinition | None = _FROM_JOB) -> Prepared | None:
+    """Check one job and build its template context; None when the job has no infrastructure block."""
     infra = job.infrastructure
     if infra is None:
         return None
@@ -205,27 +205,56 @@ def render_job(job: JobConfig, project: ProjectSettings, asset: AssetDefinition 
     variables.update(extra_vars)
 
     ctx = _context(job, settings, project, directory, runtime, refs, schedule, variables, extra_vars, warnings)
-    env = environment()
-    header = HEADER.format(job.relative_path.replace("\n", " "))
-    rendered: dict[str, str] = {}
     mode = "module" if ctx["module"] else f"{cloud}/{runtime.compute_type}"
-    for name, template in (
-        ("versions.tf", "workspace/versions.tf.j2"),
-        ("providers.tf", "workspace/providers.tf.j2"),
-        ("backend.tf", "workspace/backend.tf.j2"),
-        ("variables.tf", "workspace/variables.tf.j2"),
-        ("main.tf", f"{mode}/main.tf.j2"),
-        ("outputs.tf", f"{mode}/outputs.tf.j2"),
-    ):
-        text = env.get_template(template).render(ctx)
-        rendered[name] = hcl.format_hcl(f"{header}\n\n{text}")
-    if settings.tfvars_format == "json":
-        rendered["terraform.tfvars.json"] = hcl.dumps_json(_json_escape(variables))
-    else:
-        rendered["terraform.tfvars"] = hcl.format_hcl(f"{header}\n\n{hcl.attributes(variables)}")
-
     inputs = [job.path] + ([asset.path] if asset else []) + ([project.path] if project.path else [])
-    return Workspace(job, directory, dict(sorted(rendered.items())), inputs, warnings, tags, variables, job.env_refs())
+    return Prepared(
+        Workspace(job, directory, {}, inputs, warnings, tags, variables, job.env_refs()),
+        ctx,
+        [(name, template.format(mode=mode)) for name, template in TEMPLATES],
+        settings.tfvars_format,
+    )
+
+
+def render_job(job: JobConfig, project: ProjectSettings, asset: AssetDefinition | None = _FROM_JOB) -> Workspace | None:
+    """Render one job's workspace, or None when the job has no infrastructure block."""
+    prepared = prepare_job(job, project, asset)
+    if prepared is None:
+        return None
+    env = environment()
+    return prepared.finish({name: env.get_template(t).render(prepared.context) for name, t in prepared.templates})
+
+
+# (file, template); {mode} is module, or <cloud>/<compute type>
+TEMPLATES = (
+    ("versions.tf", "workspace/versions.tf.j2"),
+    ("providers.tf", "workspace/providers.tf.j2"),
+    ("backend.tf", "workspace/backend.tf.j2"),
+    ("variables.tf", "workspace/variables.tf.j2"),
+    ("main.tf", "{mode}/main.tf.j2"),
+    ("outputs.tf", "{mode}/outputs.tf.j2"),
+)
+
+
+@dataclass
+class Prepared:
+    """A job checked and turned into template context, before its templates are rendered."""
+
+    workspace: Workspace  # without files
+    context: dict[str, Any]
+    templates: list[tuple[str, str]]  # (file, template name)
+    tfvars_format: str
+
+    def finish(self, texts: dict[str, str]) -> Workspace:
+        """The workspace, from each template's rendered text: laid out as `terraform fmt` does, plus tfvars."""
+        header = HEADER.format(self.workspace.job.relative_path.replace("\n", " "))
+        files = {name: hcl.format_hcl(f"{header}\n\n{text}") for name, text in texts.items()}
+        variables = self.workspace.variables
+        if self.tfvars_format == "json":
+            files["terraform.tfvars.json"] = hcl.dumps_json(_json_escape(variables))
+        else:
+            files["terraform.tfvars"] = hcl.format_hcl(f"{header}\n\n{hcl.attributes(variables)}")
+        self.workspace.files = dict(sorted(files.items()))
+        return self.workspace
 
 
 def _json_escape(value: Any) -> Any:

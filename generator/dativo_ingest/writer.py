@@ -22,7 +22,7 @@ from dativo_ingest.cache import CachedJob, env_digest, header, job_key, relative
 from dativo_ingest.errors import ForbiddenPathError, InputError
 
 if TYPE_CHECKING:
-    from dativo_ingest.render import Workspace
+    from dativo_ingest.pipeline import Output
 
 MANIFEST = ".dativo-tf-manifest.json"
 
@@ -96,11 +96,11 @@ class _Targets:
         return self._folders[folder] / name
 
 
-def _entry(ws: Workspace, project_root: Path) -> dict:
+def _entry(ws: Output, project_root: Path) -> dict:
     entry: dict = {
-        "job": ws.job.relative_path,
+        "job": ws.job,
         "inputs": dict(sorted((relative(p, project_root), sha256(p.read_bytes())) for p in ws.inputs)),
-        "files": {name: sha256(text.encode("utf-8")) for name, text in ws.files.items()},
+        "files": {name: sha256(data) for name, data in ws.files.items()},
     }
     if ws.env:
         entry["env"] = {name: env_digest(name) for name in ws.env}
@@ -112,12 +112,14 @@ def _entry(ws: Workspace, project_root: Path) -> dict:
     return entry
 
 
-def plan(workspaces: list[Workspace], output_dir: Path, project_root: Path, *, job_paths: list[Path],
-         full_run: bool, cached: Iterable[CachedJob] = (), skipped: Iterable[Path] = ()) -> Plan:
+def plan(workspaces: list[Output], output_dir: Path, project_root: Path, *, job_paths: list[Path],
+         full_run: bool, cached: Iterable[CachedJob] = (), skipped: Iterable[Path] = (),
+         keep_old: bool = False) -> Plan:
     """Compare what the jobs render to what is on disk. Raises before anything is written.
 
     `cached` jobs are up to date (see `cache.split`): their manifest entries are kept as they are.
-    `skipped` are the rendered jobs without an infrastructure block.
+    `skipped` are the rendered jobs without an infrastructure block. `keep_old` keeps the old bytes of
+    changed files (for a diff); otherwise only what must be written is held in memory.
     """
     target_of = _Targets(output_dir)
     old_manifest, old_raw = load_manifest(output_dir)
@@ -138,18 +140,16 @@ def plan(workspaces: list[Workspace], output_dir: Path, project_root: Path, *, j
     for path in skipped:
         new_skipped[relative(path, project_root)] = {"inputs": {relative(path, project_root): sha256(path.read_bytes())}}
     for ws in workspaces:
-        directory = ws.directory.as_posix()
-        job_rel = ws.job.relative_path
+        directory, job_rel = ws.directory, ws.job
         if directory in seen_dirs:
             raise InputError(
                 f"two jobs render to the same workspace {directory!r}: {seen_dirs[directory]} and {job_rel}; "
                 "rename one job file", path=job_rel,
             )
         seen_dirs[directory] = job_rel
-        for name, text in ws.files.items():
+        for name, new in ws.files.items():
             relative_path = f"{directory}/{name}"
             target = target_of(relative_path)
-            new = text.encode("utf-8")
             old = target.read_bytes() if target.is_file() else None
             if old is None:
                 result.changes.append(Change(relative_path, "create", None, new))
@@ -159,10 +159,10 @@ def plan(workspaces: list[Workspace], output_dir: Path, project_root: Path, *, j
                     path=job_rel,
                 )
             elif old == new:
-                result.changes.append(Change(relative_path, "unchanged", old, new))
+                result.changes.append(Change(relative_path, "unchanged"))
             else:
                 hand = relative_path in old_files and sha256(old) != old_files[relative_path]
-                result.changes.append(Change(relative_path, "update", old, new, hand_edited=hand))
+                result.changes.append(Change(relative_path, "update", old if keep_old else None, new, hand_edited=hand))
         new_ws[directory] = _entry(ws, project_root)
 
     def gone(job_rel: str) -> bool:
@@ -181,13 +181,14 @@ def plan(workspaces: list[Workspace], output_dir: Path, project_root: Path, *, j
             target = target_of(f"{directory}/{name}")
             if target.is_file():
                 old = target.read_bytes()
-                result.changes.append(Change(f"{directory}/{name}", "remove", old, None, hand_edited=sha256(old) != digest))
+                result.changes.append(Change(f"{directory}/{name}", "remove", old if keep_old else None, None,
+                                             hand_edited=sha256(old) != digest))
     # Files of a workspace that it no longer produces (e.g. terraform.tfvars after switching to JSON).
     for directory, entry in new_ws.items():
         for name in sorted(set(old_ws.get(directory, {}).get("files", {})) - set(entry["files"])):
             target = target_of(f"{directory}/{name}")
             if target.is_file():
-                result.changes.append(Change(f"{directory}/{name}", "remove", target.read_bytes(), None))
+                result.changes.append(Change(f"{directory}/{name}", "remove", target.read_bytes() if keep_old else None))
     for job_rel, entry in old_manifest.get("skipped", {}).items():
         if job_rel not in new_skipped and not gone(job_rel):
             new_skipped[job_rel] = entry
