@@ -1,22 +1,37 @@
-"""Benchmark: synthetic repos of N jobs; prints medians of cold start, full generate, no-op generate and
-no-op --check. Run: `make bench` (or `.venv/bin/python benchmarks/bench.py 100 1000`)."""
+"""Benchmark dativo-tf on synthetic repos of N jobs, against the cookiecutter way of rendering them.
+
+Prints a Markdown report: min / median / max over several runs of cold start, full generate into an
+empty folder, no-op generate, no-op --check, --check after one job changed, peak memory, and the
+cookiecutter baseline (one cookiecutter call per job, see cookiecutter_baseline.py) with the ratio.
+
+Run: `make bench` (writes benchmarks/RESULTS.md), or `.venv/bin/python benchmarks/bench.py [N ...]`.
+"""
 
 from __future__ import annotations
 
+import os
+import platform
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-CLI = [sys.executable, "-m", "dativo_ingest"]
+BIN = Path(sys.executable).parent
+CLI = [str(BIN / "dativo-tf")] if (BIN / "dativo-tf").exists() else [sys.executable, "-m", "dativo_ingest"]
+BASELINE = [sys.executable, str(Path(__file__).with_name("cookiecutter_baseline.py"))]
 RUNS = 3
+BASELINE_RUNS = {100: 3, 1000: 1}  # one cookiecutter run of 1,000 jobs takes about 40 s
 
 
 def build_repo(root: Path, n: int) -> None:
+    """n jobs cycled from the examples (every compute type, module mode, a job without infrastructure),
+    spread over 10 tenants, sharing the examples' assets."""
     examples = ROOT / "examples"
     shutil.copy(examples / "dativo-tf.yaml", root / "dativo-tf.yaml")
     for folder in ("assets", "tests", "modules"):
@@ -29,30 +44,131 @@ def build_repo(root: Path, n: int) -> None:
         target.write_text(source.read_text().replace("tenant_id: acme", f"tenant_id: tenant{i % 10}"))
 
 
-def timed(args: list[str], cwd: Path) -> float:
+def _tree_rss_kb(pid: int) -> int:
+    """Resident memory of a process and all its descendants (the render workers), in KiB."""
+    total = 0
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                total += _tree_rss_kb(int(child))
+    except (OSError, ValueError):
+        pass
+    return total
+
+
+def timed(args: list[str], cwd: Path, ok: tuple[int, ...] = (0,)) -> tuple[float, int]:
+    """(wall seconds, peak RSS in MiB of the process tree)."""
+    peak = 0
     start = time.perf_counter()
-    proc = subprocess.run(args, cwd=cwd, capture_output=True)
+    proc = subprocess.Popen(args, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _tree_rss_kb(proc.pid))
+            done.wait(0.01)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    _, stderr = proc.communicate()
     elapsed = time.perf_counter() - start
-    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
-    return elapsed
+    done.set()
+    sampler.join()
+    if proc.returncode not in ok:
+        raise SystemExit(f"{' '.join(args)} exited {proc.returncode}:\n{stderr.decode()[-2000:]}")
+    return elapsed, peak // 1024
+
+
+def row(name: str, values: list[float], n: int | None = None, unit: str = "s") -> str:
+    scale, fmt = (1000, "{:.0f} ms") if unit == "ms" else (1, "{:.2f} s")
+    cells = [fmt.format(v * scale) for v in (min(values), statistics.median(values), max(values))]
+    per_job = f"{statistics.median(values) / n * 1e6:.0f} µs" if n else ""
+    return f"| {name} | " + " | ".join(cells) + f" | {per_job} |"
+
+
+def one_job(repo: Path) -> Path:
+    return next(p for p in sorted((repo / "jobs").rglob("orders_ecs_*.yaml")))
+
+
+def bench_size(n: int, work: Path) -> tuple[list[str], float | None]:
+    repo = work / f"repo{n}"
+    repo.mkdir()
+    build_repo(repo, n)
+    os.sync()
+    times: dict[str, list[float]] = {k: [] for k in ("render", "full", "noop", "check", "one")}
+    memory: list[int] = []
+    changed = one_job(repo)
+    original = changed.read_text()
+    for run in range(RUNS):
+        out = work / f"out{n}_{run}"
+        times["render"].append(timed(CLI + ["-q", "generate", "--check", "--out", str(out)], repo, ok=(1,))[0])
+        os.sync()
+        elapsed, rss = timed(CLI + ["-q", "generate", "--out", str(out)], repo)
+        times["full"].append(elapsed)
+        memory.append(rss)
+        times["noop"].append(timed(CLI + ["-q", "generate", "--out", str(out)], repo)[0])
+        times["check"].append(timed(CLI + ["-q", "generate", "--check", "--out", str(out)], repo)[0])
+        changed.write_text(original.replace("memory_mb: 4096", "memory_mb: 8192"))
+        times["one"].append(timed(CLI + ["-q", "generate", "--check", "--out", str(out)], repo, ok=(1,))[0])
+        changed.write_text(original)
+    lines = [
+        f"### N = {n:,} jobs ({RUNS} runs)", "",
+        "| measure | min | median | max | per job (median) |", "|---|---|---|---|---|",
+        row("render only: `generate --check` into an empty folder", times["render"], n),
+        row("full generate into an empty folder", times["full"], n),
+        row("no-op generate", times["noop"], n),
+        row("no-op `generate --check`", times["check"], n),
+        row("`generate --check` after one job changed", times["one"], n),
+        f"| peak memory, all processes (RSS) | {min(memory)} MB | {statistics.median(memory):.0f} MB | {max(memory)} MB | |",
+    ]
+    ratio = None
+    runs = BASELINE_RUNS.get(n, 0)
+    if runs:
+        base = []
+        for run in range(runs):
+            target = work / f"cookiecutter{n}_{run}"
+            os.sync()
+            base.append(timed(BASELINE + [str(repo), str(target)], repo)[0])
+            _same_workspaces(target, work / f"out{n}_0")
+        ratio = statistics.median(base) / statistics.median(times["full"])
+        lines.append(row(f"cookiecutter baseline, one call per job ({runs} run{'s' * (runs > 1)})", base, n))
+        lines.append(f"| **full generate is {ratio:.1f}× faster than the baseline** | | | | |")
+    # Nothing is deleted until the end: on a disk mounted with `discard`, deleting tens of thousands of
+    # files slows the next writes for seconds and would blur the figures.
+    return lines + [""], ratio
+
+
+def _same_workspaces(baseline: Path, ours: Path) -> None:
+    """The baseline must produce the very files dativo-tf does, or the comparison means nothing."""
+    theirs = {p.relative_to(baseline): p.read_bytes() for p in baseline.rglob("*") if p.is_file()}
+    mine = {p.relative_to(ours): p.read_bytes() for p in ours.rglob("*") if p.is_file() and p.name != ".dativo-tf-manifest.json"}
+    if theirs != mine:
+        raise SystemExit(f"the cookiecutter baseline's output differs from dativo-tf's ({len(theirs)} vs {len(mine)} files)")
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
+    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}"
 
 
 def main(sizes: list[int]) -> None:
-    cold = [timed(CLI + ["--version"], ROOT) for _ in range(5)]
-    print(f"cold start (--version): median {statistics.median(cold) * 1000:.0f} ms")
-    for n in sizes:
-        full, noop, check = [], [], []
-        for _ in range(RUNS):
-            with tempfile.TemporaryDirectory() as tmp:
-                repo = Path(tmp)
-                build_repo(repo, n)
-                full.append(timed(CLI + ["-q", "generate"], repo))
-                noop.append(timed(CLI + ["-q", "generate"], repo))
-                check.append(timed(CLI + ["-q", "generate", "--check"], repo))
-        row = ", ".join(f"{name} {statistics.median(v):.2f} s (min {min(v):.2f}, max {max(v):.2f})"
-                        for name, v in (("full", full), ("no-op", noop), ("no-op --check", check)))
-        print(f"N={n}: {row}")
+    started = time.perf_counter()
+    print(f"# dativo-tf benchmark\n\n- date: {date.today().isoformat()}\n- machine: {machine()}")
+    print("- every figure is wall time of a new `dativo-tf` process, as a pre-commit hook runs it\n")
+    cold = [timed(CLI + ["--version"], ROOT)[0] for _ in range(10)]
+    print("| measure | min | median | max | |\n|---|---|---|---|---|")
+    print(row("cold start, `dativo-tf --version` (10 runs)", cold, unit="ms") + "\n")
+    with tempfile.TemporaryDirectory(prefix="dativo-tf-bench-") as tmp:
+        for n in sizes:
+            lines, _ = bench_size(n, Path(tmp))
+            print("\n".join(lines), flush=True)
+    print(f"Benchmark took {time.perf_counter() - started:.0f} s.")
 
 
 if __name__ == "__main__":
-    main([int(a) for a in sys.argv[1:]] or [100, 1000])
+    main([int(a) for a in sys.argv[1:]] or [100, 1000, 10000])

@@ -117,12 +117,13 @@ def test_job_overrides_settings(project):
     assert 'bucket       = "job-bucket"' in ws.files["backend.tf"] and '"x/job.tfstate"' in ws.files["backend.tf"]
 
 
-@pytest.mark.parametrize("field, value", [("tenant_id", "../evil"), ("environment", ".."), ("tenant_id", "a/b")])
+@pytest.mark.parametrize("field, value", [("tenant_id", "../evil"), ("environment", ".."), ("tenant_id", "a/b"),
+                                          ("tenant_id", "acme\\n")])
 def test_path_escape_is_rejected(project, field, value):
     from dativo_ingest.errors import ForbiddenPathError
 
     path = project.job("job", "cloud_provider: aws\nruntime_environment: {compute_type: ecs_task}")
-    path.write_text(path.read_text().replace(f"{field}: ", f"{field}: '{value}' #", 1))
+    path.write_text(path.read_text().replace(f"{field}: ", f'{field}: "{value}" #', 1))
     with pytest.raises(ForbiddenPathError) as info:
         project.render_path(path)
     assert info.value.key == field and "cannot be used as a folder name" in info.value.message

@@ -93,6 +93,7 @@ def test_escape_rules():
     assert hcl.string('a"b\\c\n${x}%{y}') == '"a\\"b\\\\c\\n$${x}%%{y}"'
     assert hcl.key("CostCenter") == "CostCenter"
     assert hcl.key("a-b") == '"a-b"' and hcl.key("for") == '"for"' and hcl.key("1x") == '"1x"'
+    assert hcl.key("A\n") == '"A\\n"' and not hcl.is_identifier("a\n")  # `$` would match before a final newline
 
 
 def test_layout_aligns_runs_and_indents_nesting():

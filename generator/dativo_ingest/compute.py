@@ -43,9 +43,9 @@ EC2_TYPES = [
 ]
 # E2 custom machine types: even vCPU count 2-32, 0.5-8 GB per vCPU, memory a multiple of 256 MB, <= 128 GB
 E2_CUSTOM_VCPU, E2_MEM_PER_VCPU, E2_MAX_MEMORY = (2, 32), (512, 8192), 131072
-_CUSTOM_MACHINE = re.compile(r"^(?:(e2|n1|n2|n2d)-)?custom-(\d+)-(\d+)(-ext)?$")
-_MACHINE_TYPE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)+$")
-_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9-]+$")
+_CUSTOM_MACHINE = re.compile(r"^(?:(e2|n1|n2|n2d)-)?custom-(\d+)-(\d+)(-ext)?\Z")
+_MACHINE_TYPE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)+\Z")
+_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9-]+\Z")
 
 RE = ("infrastructure", "runtime_environment")
 

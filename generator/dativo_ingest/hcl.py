@@ -15,7 +15,7 @@ import math
 import re
 from typing import Any
 
-_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 _KEYWORDS = {"true", "false", "null", "for", "in", "if", "else", "endif", "endfor"}
 _OPEN, _CLOSE = "{[(", "}])"
 _SCALAR_LIST_WIDTH = 60
@@ -85,7 +85,7 @@ def value(obj: Any) -> str:
     raise TypeError(f"cannot encode {type(obj).__name__} as HCL")
 
 
-_ATTRIBUTE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+_ATTRIBUTE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*\Z")
 
 
 def attributes(mapping: dict[str, Any]) -> str:

@@ -193,9 +193,9 @@ GCP_MAX_LABELS, LABEL_MAX = 64, 63
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _NOT_LABEL = re.compile(r"[^a-z0-9_-]+")
 _NOT_K8S_VALUE = re.compile(r"[^A-Za-z0-9_.-]+")
-GCP_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
-GCP_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
-K8S_NAME = re.compile(r"^([A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?$")
+GCP_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}\Z")
+GCP_VALUE = re.compile(r"^[a-z0-9_-]{0,63}\Z")
+K8S_NAME = re.compile(r"^([A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?\Z")
 
 
 def gcp_label_key(key: str) -> str:
