@@ -5,6 +5,8 @@ invalidates the cache for the jobs it touches."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -177,3 +179,15 @@ def test_parallel_rendering_reports_every_error_with_file_and_line(tmp_path, mon
     assert "jobs/acme/orders_ecs.yaml:31: error: infrastructure.runtime_environment.memory_mb: Input should be a valid integer" in result.output
     assert "jobs/acme/hr_ec2.yaml:" in result.output and "azure" in result.output
     assert not (repo / "workspaces").exists()
+
+
+def test_a_no_op_check_imports_neither_pydantic_nor_jinja(tmp_path, monkeypatch):
+    repo = fresh_copy(tmp_path, "repo", monkeypatch)
+    code = (
+        "import sys\nfrom dativo_ingest.cli import main\n"
+        "try:\n    main(['-q', 'generate', '--check'])\nexcept SystemExit as exc:\n    assert exc.code == 0, exc.code\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'pydantic', 'jinja2', 'cookiecutter', 'dagster'})\n"
+        "assert not heavy, heavy\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr

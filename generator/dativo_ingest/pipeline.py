@@ -6,9 +6,7 @@ in worker processes when there are enough of them to pay for the workers.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Union
@@ -20,6 +18,7 @@ from dativo_ingest.project import ProjectSettings
 
 # Below this many jobs to render, starting worker processes costs more than it saves.
 PARALLEL_MIN_JOBS = 100
+_WORKSPACE_DIRS = ("workspace", "aws", "gcp", "module")  # template folders a workspace renders from
 
 
 @dataclass
@@ -118,6 +117,8 @@ def _render_in_worker(path: Path) -> Outcome:
 
 
 def _render_many(project: ProjectSettings, paths: list[Path], workers: int | None) -> list[Outcome]:
+    import multiprocessing
+
     if workers is None:
         workers = _cpu_count() if len(paths) >= PARALLEL_MIN_JOBS else 1
     # Workers are forked so they share the loaded modules, compiled templates and settings; where fork is
@@ -127,11 +128,13 @@ def _render_many(project: ProjectSettings, paths: list[Path], workers: int | Non
     global _worker_project
     _worker_project = project
     try:
-        # compile every template before forking, so workers do not each compile them again
+        from concurrent.futures import ProcessPoolExecutor
+
         from dativo_ingest.render import environment
 
+        # compile every template before forking, so workers do not each compile them again
         env = environment()
-        for name in env.list_templates(extensions=["j2"]):
+        for name in env.list_templates(filter_func=lambda n: n.endswith(".j2") and n.split("/")[0] in _WORKSPACE_DIRS):
             env.get_template(name)
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
             return list(pool.map(_render_in_worker, paths, chunksize=max(1, len(paths) // (workers * 8))))
