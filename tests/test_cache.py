@@ -191,3 +191,19 @@ def test_a_no_op_check_imports_neither_pydantic_nor_jinja(tmp_path, monkeypatch)
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_concurrent_single_job_runs_keep_every_entry_in_the_manifest(tmp_path):
+    """Writers lock the output folder from reading the manifest to writing it back; without the lock,
+    runs that each generate one job lose each other's entries."""
+    repo = tmp_path / "repo"
+    shutil.copytree(EXAMPLES, repo, ignore=shutil.ignore_patterns("workspaces", ".terraform"))
+    (repo / "workspaces").mkdir()
+    jobs = sorted(p.relative_to(repo).as_posix() for p in (repo / "jobs").rglob("*.yaml"))
+    procs = [subprocess.Popen([sys.executable, "-m", "dativo_ingest", "-q", "generate", job], cwd=repo,
+                              stderr=subprocess.PIPE) for job in jobs]
+    for proc in procs:
+        assert proc.wait() == 0, proc.stderr.read()
+    check = subprocess.run([sys.executable, "-m", "dativo_ingest", "generate", "--check"], cwd=repo,
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import traceback
 from pathlib import Path
@@ -65,7 +66,7 @@ def generate(ctx: Context, paths: tuple[str, ...], config: str | None, out: str 
     from dativo_ingest.errors import DativoTfError
     from dativo_ingest.pipeline import render_all
     from dativo_ingest.report import Report, WriteBack
-    from dativo_ingest.writer import apply, plan, unified_diff
+    from dativo_ingest.writer import apply, exclusive, plan, unified_diff
 
     mode = WriteBack.DIFF if diff else WriteBack.CHECK if check else WriteBack.YES
     report = Report(mode=mode, quiet=ctx.quiet, fail_on_change=fail_on_change)
@@ -84,12 +85,17 @@ def generate(ctx: Context, paths: tuple[str, ...], config: str | None, out: str 
     if report.errors:
         report.status(f"{len(report.errors)} error(s); nothing written")
         sys.exit(report.return_code)
-    try:
-        result = plan(rendered.workspaces, output_dir, project.root, job_paths=rendered.job_paths,
-                      full_run=not paths, cached=rendered.cached, skipped=rendered.skipped,
-                      keep_old=mode is WriteBack.DIFF)
-    except DativoTfError as exc:
-        _fail(ctx, exc)
+    # a writing run holds the folder's lock from reading the manifest to writing it back
+    lock = exclusive(output_dir) if mode is WriteBack.YES and output_dir.is_dir() else contextlib.nullcontext()
+    with lock:
+        try:
+            result = plan(rendered.workspaces, output_dir, project.root, job_paths=rendered.job_paths,
+                          full_run=not paths, cached=rendered.cached, skipped=rendered.skipped,
+                          keep_old=mode is WriteBack.DIFF)
+        except DativoTfError as exc:
+            _fail(ctx, exc)
+        if mode is WriteBack.YES:
+            apply(result)
     for skipped in rendered.skipped_jobs:
         report.status(f"skipped {skipped} (no infrastructure block)")
     prefix = _prefix(output_dir, project.root)
@@ -99,8 +105,6 @@ def generate(ctx: Context, paths: tuple[str, ...], config: str | None, out: str 
             click.echo(unified_diff(change, prefix), nl=False)
     if result.manifest_changed and not result.pending:
         report.change("update" if result.manifest_old else "create", prefix + ".dativo-tf-manifest.json")
-    if mode is WriteBack.YES:
-        apply(result)
     verb = "" if mode is WriteBack.YES else "would be "
     report.status(
         f"{rendered.workspace_count} workspace(s): {result.added} {verb}added, {result.changed} {verb}changed, "

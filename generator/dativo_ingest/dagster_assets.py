@@ -206,20 +206,22 @@ def materialize_workspace(context: Any, terraform: TerraformResource, project: P
     """Render one job's workspace (all or nothing, manifest kept), then plan or apply it by the mode."""
     from dativo_ingest.config import JobConfig
     from dativo_ingest.pipeline import render_all
-    from dativo_ingest.writer import apply, plan
+    from dativo_ingest.writer import apply, exclusive, plan
 
     terraform.checked_mode()
     output_dir = project.output_dir
-    try:
-        job = JobConfig.from_yaml(job_path, project_root=project.root)
-        rendered = render_all(project, [str(job_path)], reuse=output_dir)
-        if rendered.errors:
-            raise InputErrors(rendered.errors)
-        changes = plan(rendered.workspaces, output_dir, project.root, job_paths=rendered.job_paths, full_run=False,
-                       cached=rendered.cached, skipped=rendered.skipped)
-    except DativoTfError as exc:
-        raise dg.Failure(f"dativo-tf could not render {job_path}:\n{exc}") from None
-    apply(changes)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    with exclusive(output_dir):  # other assets of the same run write the same manifest
+        try:
+            job = JobConfig.from_yaml(job_path, project_root=project.root)
+            rendered = render_all(project, [str(job_path)], reuse=output_dir)
+            if rendered.errors:
+                raise InputErrors(rendered.errors)
+            changes = plan(rendered.workspaces, output_dir, project.root, job_paths=rendered.job_paths,
+                           full_run=False, cached=rendered.cached, skipped=rendered.skipped)
+        except DativoTfError as exc:
+            raise dg.Failure(f"dativo-tf could not render {job_path}:\n{exc}") from None
+        apply(changes)
     for change in changes.pending:
         context.log.info(f"{change.action} {change.path}")
     directory = (rendered.workspaces[0].directory if rendered.workspaces

@@ -12,7 +12,8 @@ import difflib
 import json
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
@@ -58,6 +59,24 @@ class Plan:
     @property
     def has_changes(self) -> bool:
         return bool(self.pending) or self.manifest_changed
+
+
+@contextmanager
+def exclusive(output_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the output folder, so runs that write into it one job each (Dagster
+    materialising several assets at once, parallel hooks) read and rewrite the manifest one at a time.
+    POSIX only; the folder must exist."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        yield
+        return
+    fd = os.open(output_dir, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def load_manifest(output_dir: Path) -> tuple[dict, bytes | None]:
