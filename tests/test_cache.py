@@ -4,6 +4,7 @@ invalidates the cache for the jobs it touches."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -148,7 +149,7 @@ def test_another_settings_file_or_output_folder_is_not_served_from_the_cache(tmp
     project = ProjectSettings.load(repo / "other.yaml")
     cached, _ = cache.split(
         [p.resolve() for p in (repo / "jobs").rglob("*.yaml")], project.root, project.path, project.output_dir,
-        __import__("json").loads((repo / "workspaces/.dativo-tf-manifest.json").read_text()),
+        json.loads((repo / "workspaces/.dativo-tf-manifest.json").read_text()),
     )
     assert [c for c in cached if c.directory] == []  # workspaces depend on the settings file; skipped jobs do not
 
@@ -207,3 +208,23 @@ def test_concurrent_single_job_runs_keep_every_entry_in_the_manifest(tmp_path):
     check = subprocess.run([sys.executable, "-m", "dativo_ingest", "generate", "--check"], cwd=repo,
                            capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
+
+
+@pytest.mark.parametrize("breakage", ["files list", "skipped string", "not an object", "not JSON"])
+def test_a_manifest_of_the_wrong_shape_is_an_error_and_nothing_changes(breakage, tmp_path, monkeypatch):
+    repo = fresh_copy(tmp_path, "repo", monkeypatch)
+    manifest = repo / "workspaces/.dativo-tf-manifest.json"
+    data = json.loads(manifest.read_text())
+    if breakage == "files list":
+        data["workspaces"]["acme/production/orders_ecs"]["files"] = ["main.tf"]
+    elif breakage == "skipped string":
+        data["skipped"] = {"jobs/acme/legacy_no_infra.yaml": "x"}
+    else:
+        data = [data]
+    manifest.write_text("{" if breakage == "not JSON" else json.dumps(data))
+    before = snapshot(repo / "workspaces")
+    monkeypatch.chdir(repo)
+    result = CliRunner().invoke(main, ["generate"])
+    assert result.exit_code == 2
+    assert "workspaces/.dativo-tf-manifest.json: the manifest is not what dativo-tf writes" in result.output
+    assert snapshot(repo / "workspaces") == before

@@ -87,10 +87,28 @@ def load_manifest(output_dir: Path) -> tuple[dict, bytes | None]:
         return {"workspaces": {}}, None
     try:
         data = json.loads(raw)
-        data.setdefault("workspaces", {})
-        return data, raw
-    except (ValueError, AttributeError):
-        raise InputError("the manifest is not valid JSON; delete it to regenerate from scratch", path=path) from None
+    except ValueError:
+        data = None
+    if not _well_formed(data):
+        raise InputError("the manifest is not what dativo-tf writes (edited by hand?); delete it to regenerate "
+                         "from scratch", path=path)
+    data.setdefault("workspaces", {})
+    return data, raw
+
+
+def _well_formed(data: object) -> bool:
+    def mapping_of_str(value: object) -> bool:
+        return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+
+    if not isinstance(data, dict):
+        return False
+    workspaces, skipped = data.get("workspaces", {}), data.get("skipped", {})
+    return (
+        isinstance(workspaces, dict) and isinstance(skipped, dict)
+        and all(isinstance(e, dict) and isinstance(e.get("job", ""), str) and mapping_of_str(e.get("files", {}))
+                and mapping_of_str(e.get("inputs", {})) for e in workspaces.values())
+        and all(isinstance(e, dict) and mapping_of_str(e.get("inputs", {})) for e in skipped.values())
+    )
 
 
 def _contained(root: Path, relative_path: str) -> Path:
