@@ -22,6 +22,7 @@ from typing import Any
 
 import dagster as dg
 
+from dativo_ingest.cache import relative
 from dativo_ingest.errors import DativoTfError, InputError, InputErrors
 from dativo_ingest.project import ProjectSettings
 
@@ -179,7 +180,7 @@ def _job_asset(project: ProjectSettings, job: Any, workspace: Any) -> dg.AssetsD
         owners=[dagster_owner(owner)] if owner else None,
         tags=dagster_tags({k: t.value for k, t in workspace.tags.items()}),
         description=(f"Terraform workspace of {job.relative_path}: {compute_type} on {infra.cloud_provider.upper()}, "
-                     f"rendered by dativo-tf into {_shown(workspace_path, project.root)}"),
+                     f"rendered by dativo-tf into {relative(workspace_path, project.root)}"),
         metadata={
             "job_file": dg.MetadataValue.path(job.relative_path),
             "workspace": dg.MetadataValue.path(str(workspace_path)),
@@ -192,13 +193,6 @@ def _job_asset(project: ProjectSettings, job: Any, workspace: Any) -> dg.AssetsD
         return materialize_workspace(context, terraform, project, job_path)
 
     return _infrastructure
-
-
-def _shown(path: Path, root: Path) -> str:
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return str(path)
 
 
 def materialize_workspace(context: Any, terraform: TerraformResource, project: ProjectSettings,

@@ -55,7 +55,7 @@ class Rendered:
     def skipped_jobs(self) -> list[str]:
         """Every job without an infrastructure block, rendered or cached, relative to the project root."""
         root = self.project.root
-        return sorted([_display(p, root) for p in self.skipped] + [c.job for c in self.cached if c.directory is None])
+        return sorted([cache.job_key(p, root) for p in self.skipped] + [c.job for c in self.cached if c.directory is None])
 
 
 def render_all(project: ProjectSettings, paths: tuple[str, ...] | list[str] = (), *,
@@ -79,7 +79,7 @@ def render_all(project: ProjectSettings, paths: tuple[str, ...] | list[str] = ()
         project.validate()  # a fully cached run uses settings whose exact bytes were validated before
     for path, outcome in zip(to_render, _render_many(project, to_render, workers)):
         if isinstance(outcome, list):
-            display = _display(path, project.root)
+            display = cache.job_key(path, project.root)
             for err in outcome:
                 if err.path is None or err.path == str(path):
                     err.path = display
@@ -147,10 +147,3 @@ def _cpu_count() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:
         return os.cpu_count() or 1
-
-
-def _display(path: Path, root: Path) -> str:
-    try:
-        return path.resolve().relative_to(root).as_posix()
-    except ValueError:
-        return str(path)

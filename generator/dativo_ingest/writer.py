@@ -174,8 +174,9 @@ def plan(workspaces: list[Output], output_dir: Path, project_root: Path, *, job_
         else:
             new_ws[job.directory] = job.entry
             seen_dirs[job.directory] = job.job
-    for path in skipped:
-        new_skipped[relative(path, project_root)] = {"inputs": {relative(path, project_root): sha256(path.read_bytes())}}
+    for path in skipped:  # paths from find_jobs, already resolved
+        job = job_key(path, project_root)
+        new_skipped[job] = {"inputs": {job: sha256(path.read_bytes())}}
     for ws in workspaces:
         directory, job_rel = ws.directory, ws.job
         if directory in seen_dirs:
