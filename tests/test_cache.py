@@ -1,6 +1,7 @@
-"""The manifest render cache and parallel rendering: both give exactly the bytes of a full, serial run, and
+"""The local render cache and parallel rendering: both give exactly the bytes of a full, serial run, and
 any change to a job, asset, settings file, template, generator version, environment variable or output
-invalidates the cache for the jobs it touches."""
+invalidates the cache for the jobs it touches. The cache lives outside the repository and never counts as
+drift."""
 
 from __future__ import annotations
 
@@ -98,7 +99,7 @@ def test_a_change_re_renders_exactly_the_jobs_it_touches_and_matches_a_full_run(
     run(cached_repo, monkeypatch)
     run(full_repo, monkeypatch, "--full")
     assert snapshot(cached_repo / "workspaces") == snapshot(full_repo / "workspaces")
-    assert rendered_jobs(cached_repo) == set()  # and the rewritten manifest makes the next run a no-op again
+    assert rendered_jobs(cached_repo) == set()  # and the rewritten cache makes the next run a no-op again
 
 
 def test_a_new_generator_version_or_template_invalidates_every_job(tmp_path, monkeypatch):
@@ -106,7 +107,9 @@ def test_a_new_generator_version_or_template_invalidates_every_job(tmp_path, mon
     every_job = {p.relative_to(repo).as_posix() for p in (repo / "jobs").rglob("*.yaml")}
     with monkeypatch.context() as m:
         m.setattr(cache, "__version__", "99.0.0")
+        cache.generator_digest.cache_clear()
         assert rendered_jobs(repo) == every_job
+    cache.generator_digest.cache_clear()
 
     # a private copy of the templates with one line changed
     templates = tmp_path / "templates"
@@ -114,7 +117,7 @@ def test_a_new_generator_version_or_template_invalidates_every_job(tmp_path, mon
     (templates / "workspace/versions.tf.j2").write_text("# pinned\n" + (templates / "workspace/versions.tf.j2").read_text())
     monkeypatch.setattr(cache, "files", lambda _: templates)
     monkeypatch.setattr(render, "files", lambda _: templates)
-    cache.templates_digest.cache_clear()
+    cache.generator_digest.cache_clear()
     render.environment.cache_clear()
     try:
         assert rendered_jobs(repo) == every_job
@@ -122,41 +125,45 @@ def test_a_new_generator_version_or_template_invalidates_every_job(tmp_path, mon
         assert (repo / "workspaces/acme/production/orders_ecs/versions.tf").read_text().count("# pinned") == 1
         assert rendered_jobs(repo) == set()
     finally:
-        cache.templates_digest.cache_clear()
+        cache.generator_digest.cache_clear()
         render.environment.cache_clear()
 
 
-def test_an_environment_variable_in_a_path_is_part_of_the_cache_key(tmp_path, monkeypatch):
+def test_a_job_whose_paths_use_an_environment_variable_is_always_rendered_and_never_recorded(tmp_path, monkeypatch):
     repo = tmp_path / "repo"
     shutil.copytree(EXAMPLES, repo, ignore=shutil.ignore_patterns("workspaces", ".terraform"))
-    other = repo / "other-assets"
-    other.mkdir()
-    (other / "orders.yaml").write_text((repo / "assets/orders.yaml").read_text().replace("SALES-042", "SALES-999"))
     _edit(repo / "jobs/acme/orders_ecs.yaml", "asset_path: assets/orders.yaml", "asset_path: ${ASSETS}/orders.yaml")
     monkeypatch.setenv("ASSETS", "assets")
     run(repo, monkeypatch)
-    assert rendered_jobs(repo) == set()
-
-    monkeypatch.setenv("ASSETS", "other-assets")
     assert rendered_jobs(repo) == {"jobs/acme/orders_ecs.yaml"}
-    monkeypatch.delenv("ASSETS")
-    assert rendered_jobs(repo) == {"jobs/acme/orders_ecs.yaml"}
+    project = ProjectSettings.load(repo / "dativo-tf.yaml")
+    cache_text = cache.cache_file(project.output_dir, project.path).read_text()
+    assert "orders_ecs.yaml" not in cache_text and cache.sha256(b"assets") not in cache_text
 
 
 def test_another_settings_file_or_output_folder_is_not_served_from_the_cache(tmp_path, monkeypatch):
     repo = fresh_copy(tmp_path, "repo", monkeypatch)
     shutil.copy(repo / "dativo-tf.yaml", repo / "other.yaml")
     project = ProjectSettings.load(repo / "other.yaml")
-    cached, _ = cache.split(
-        [p.resolve() for p in (repo / "jobs").rglob("*.yaml")], project.root, project.path, project.output_dir,
-        json.loads((repo / "workspaces/.dativo-tf-manifest.json").read_text()),
-    )
-    assert [c for c in cached if c.directory] == []  # workspaces depend on the settings file; skipped jobs do not
+    assert render_all(project, reuse=project.output_dir).cached == []
 
     moved = repo / "nested" / "out"
     shutil.copytree(repo / "workspaces", moved)
     project = ProjectSettings.load(repo / "dativo-tf.yaml")
     assert render_all(project, reuse=moved).cached == []  # module sources are relative to the output folder
+
+
+def test_the_cache_lives_outside_the_repository_and_a_broken_cache_only_costs_time(tmp_path, monkeypatch):
+    repo = fresh_copy(tmp_path, "repo", monkeypatch)
+    project = ProjectSettings.load(repo / "dativo-tf.yaml")
+    path = cache.cache_file(project.output_dir, project.path)
+    assert path.is_file() and repo not in path.parents
+    path.write_text("{not json")
+    every_job = {p.relative_to(repo).as_posix() for p in (repo / "jobs").rglob("*.yaml")}
+    assert rendered_jobs(repo) == every_job
+    before = snapshot(repo / "workspaces")
+    assert "would" not in run(repo, monkeypatch, "--check").replace("would be", "")
+    assert snapshot(repo / "workspaces") == before
 
 
 def test_parallel_rendering_writes_the_bytes_of_a_serial_run(tmp_path, monkeypatch):
@@ -194,12 +201,11 @@ def test_a_no_op_check_imports_neither_pydantic_nor_jinja(tmp_path, monkeypatch)
     assert proc.returncode == 0, proc.stderr
 
 
-def test_concurrent_single_job_runs_keep_every_entry_in_the_manifest(tmp_path):
-    """Writers lock the output folder from reading the manifest to writing it back; without the lock,
-    runs that each generate one job lose each other's entries."""
+def test_concurrent_runs_into_a_new_output_folder_all_land(tmp_path):
+    """Writers create the output folder, then lock it, before reading any record: runs that each generate
+    one job into a folder that does not exist yet all end up in it, and the result is a clean tree."""
     repo = tmp_path / "repo"
     shutil.copytree(EXAMPLES, repo, ignore=shutil.ignore_patterns("workspaces", ".terraform"))
-    (repo / "workspaces").mkdir()
     jobs = sorted(p.relative_to(repo).as_posix() for p in (repo / "jobs").rglob("*.yaml"))
     procs = [subprocess.Popen([sys.executable, "-m", "dativo_ingest", "-q", "generate", job], cwd=repo,
                               stderr=subprocess.PIPE) for job in jobs]
@@ -208,23 +214,27 @@ def test_concurrent_single_job_runs_keep_every_entry_in_the_manifest(tmp_path):
     check = subprocess.run([sys.executable, "-m", "dativo_ingest", "generate", "--check"], cwd=repo,
                            capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
+    assert len(list((repo / "workspaces").rglob(".dativo-tf.json"))) == len(jobs) - 1  # one has no infrastructure
 
 
-@pytest.mark.parametrize("breakage", ["files list", "skipped string", "not an object", "not JSON"])
-def test_a_manifest_of_the_wrong_shape_is_an_error_and_nothing_changes(breakage, tmp_path, monkeypatch):
+@pytest.mark.parametrize("breakage", ["files list", "foreign file name", "bad status", "not JSON", "control character"])
+def test_a_record_of_the_wrong_shape_is_an_error_and_nothing_changes(breakage, tmp_path, monkeypatch):
     repo = fresh_copy(tmp_path, "repo", monkeypatch)
-    manifest = repo / "workspaces/.dativo-tf-manifest.json"
-    data = json.loads(manifest.read_text())
+    record = repo / "workspaces/acme/production/orders_ecs/.dativo-tf.json"
+    data = json.loads(record.read_text())
     if breakage == "files list":
-        data["workspaces"]["acme/production/orders_ecs"]["files"] = ["main.tf"]
-    elif breakage == "skipped string":
-        data["skipped"] = {"jobs/acme/legacy_no_infra.yaml": "x"}
-    else:
-        data = [data]
-    manifest.write_text("{" if breakage == "not JSON" else json.dumps(data))
+        data["files"] = ["main.tf"]
+    elif breakage == "foreign file name":
+        data["files"]["terraform.tfstate"] = "0" * 64
+    elif breakage == "bad status":
+        data["status"] = "gone"
+    elif breakage == "control character":
+        data["job"] = "jobs/x\nrm -rf /.yaml"
+    record.write_text("{" if breakage == "not JSON" else json.dumps(data))
     before = snapshot(repo / "workspaces")
     monkeypatch.chdir(repo)
     result = CliRunner().invoke(main, ["generate"])
-    assert result.exit_code == 2
-    assert "workspaces/.dativo-tf-manifest.json: the manifest is not what dativo-tf writes" in result.output
+    assert result.exit_code == 2, result.output
+    assert "workspaces/acme/production/orders_ecs/.dativo-tf.json" in result.output
+    assert "not an ownership record dativo-tf writes" in result.output
     assert snapshot(repo / "workspaces") == before

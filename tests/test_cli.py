@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from dativo_ingest.cli import main
 from tests.conftest import snapshot
 
-MANIFEST = "workspaces/.dativo-tf-manifest.json"
+RECORD = ".dativo-tf.json"
 
 
 def run(args, cwd, monkeypatch):
@@ -87,20 +87,21 @@ def test_each_input_error_exits_2_names_the_file_and_changes_nothing(examples_co
     assert run(["validate"], examples_copy, monkeypatch).exit_code == 2
 
 
-def test_stale_workspaces_are_removed_and_user_files_kept(examples_copy, monkeypatch):
+def test_a_workspace_whose_job_is_gone_is_retired_not_deleted(examples_copy, monkeypatch):
     assert run(["generate"], examples_copy, monkeypatch).exit_code == 0
     ws = examples_copy / "workspaces/acme/staging/orders_lambda"
     (ws / "extra_override.tf").write_text("# mine\n")
     (examples_copy / "jobs/acme/orders_lambda.yaml").unlink()
     result = run(["generate"], examples_copy, monkeypatch)
-    assert result.exit_code == 0
-    assert "removed workspaces/acme/staging/orders_lambda/main.tf" in result.stderr
-    assert sorted(p.name for p in ws.iterdir()) == ["extra_override.tf"]
-    assert "acme/staging/orders_lambda" not in json.loads((examples_copy / MANIFEST).read_text())["workspaces"]
-    gone = examples_copy / "workspaces/acme/staging/events_gce"
-    (examples_copy / "jobs/acme/events_gce.yaml").unlink()
-    assert run(["generate"], examples_copy, monkeypatch).exit_code == 0
-    assert not gone.exists()  # empty folders go too
+    assert result.exit_code == 0, result.output
+    assert "retired workspaces/acme/staging/orders_lambda: its job jobs/acme/orders_lambda.yaml is gone" in result.stderr
+    assert "removed workspaces/acme/staging/orders_lambda/outputs.tf" in result.stderr
+    assert sorted(p.name for p in ws.iterdir()) == [
+        ".dativo-tf.json", "backend.tf", "extra_override.tf", "main.tf", "providers.tf", "terraform.tfvars",
+        "variables.tf", "versions.tf"]
+    assert "RETIRED" in (ws / "main.tf").read_text() and "resource" not in (ws / "main.tf").read_text().replace("resources", "")
+    assert json.loads((ws / ".dativo-tf.json").read_text())["status"] == "retired"
+    assert run(["generate", "--check"], examples_copy, monkeypatch).exit_code == 0
 
 
 def test_hand_edits_are_reported(examples_copy, monkeypatch):
@@ -134,12 +135,16 @@ def test_byte_identical_across_cwd_and_hash_seed(examples_copy, tmp_path):
     assert outputs[0] == outputs[1]
 
 
+def _records(repo: Path) -> list[str]:
+    return sorted(p.parent.relative_to(repo / "workspaces").as_posix() for p in (repo / "workspaces").rglob(RECORD))
+
+
 def test_paths_select_jobs(examples_copy, monkeypatch):
     result = run(["generate", "jobs/acme/orders_ecs.yaml"], examples_copy, monkeypatch)
     assert result.exit_code == 0
-    assert sorted(json.loads((examples_copy / MANIFEST).read_text())["workspaces"]) == ["acme/production/orders_ecs"]
+    assert _records(examples_copy) == ["acme/production/orders_ecs"]
     assert run(["generate", "jobs/production_tenant"], examples_copy, monkeypatch).exit_code == 0
-    assert len(json.loads((examples_copy / MANIFEST).read_text())["workspaces"]) == 3  # kept + added
+    assert len(_records(examples_copy)) == 3  # kept + added
 
 
 def test_vars_tags_validate_schema(examples_copy, monkeypatch):

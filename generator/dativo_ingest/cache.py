@@ -1,16 +1,19 @@
-"""The manifest as a render cache, so a no-op run does not render.
+"""The render cache, so a no-op run does not render. It is local to the machine, never committed.
 
-A job is reused, not rendered, when the manifest's generator version and template digest are this
-generator's, the project root sits where it did relative to the output folder, and the job's recorded
-inputs (job, asset and settings files), environment variables and output files all still hash to what
-the manifest says. Its manifest entry is then kept as is, so a cached run writes the bytes a full run
-writes. Errors are never cached: a job that failed has no entry and is rendered every time.
+It lives in the user's cache folder (`$DATIVO_TF_CACHE_DIR`, else `$XDG_CACHE_HOME/dativo-tf`, else
+`~/.cache/dativo-tf`), one file per (output folder, settings file). A job is reused, not rendered, when the
+cache was written by this exact generator (version and a digest of its code and templates), and the job's
+inputs (job, asset and settings files) and every file of its workspace, ownership record included, still
+hash to what the cache says. Jobs whose paths use `${VAR}` are always rendered: nothing derived from an
+environment value is ever recorded. The cache only ever skips work: the bytes on disk decide drift.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import tempfile
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib.resources import files
@@ -18,15 +21,11 @@ from pathlib import Path
 
 from dativo_ingest import __version__
 from dativo_ingest.errors import DativoTfError, InputError
+from dativo_ingest.records import RECORD
 
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def env_digest(name: str) -> str | None:
-    value = os.environ.get(name)
-    return None if value is None else sha256(value.encode("utf-8"))
 
 
 def relative(path: Path, root: Path) -> str:
@@ -39,31 +38,31 @@ def relative(path: Path, root: Path) -> str:
 
 
 def job_key(path: Path, root: Path) -> str:
-    """How the manifest names a job `find_jobs` returned (already resolved): relative to the root."""
+    """How records name a job `find_jobs` returned (already resolved): relative to the root."""
     text, prefix = path.as_posix(), root.as_posix().rstrip("/") + "/"
     return text[len(prefix):] if text.startswith(prefix) else text
 
 
 @lru_cache(maxsize=1)
-def templates_digest() -> str:
-    """One sha256 over every template file's relative path and bytes."""
-    root = Path(str(files("dativo_ingest.templates")))
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
-            digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+def generator_digest() -> str:
+    """One sha256 over this generator's version, code and templates: a change to any of them re-renders."""
+    package = Path(__file__).resolve().parent
+    templates = Path(str(files("dativo_ingest.templates")))
+    digest = hashlib.sha256(__version__.encode() + b"\0")
+    for root in (package, templates):
+        for path in sorted(root.rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+                digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 
-def header(project_root: Path, output_dir: Path) -> dict[str, str]:
-    """What every entry depends on besides its own inputs. Module sources are relative to the output folder,
-    hence the project root's place."""
-    return {
-        "generator": "dativo-tf",
-        "generator_version": __version__,
-        "templates": templates_digest(),
-        "project_root": Path(os.path.relpath(project_root, output_dir.resolve())).as_posix(),
-    }
+def cache_file(output_dir: Path, settings_path: Path | None) -> Path:
+    base = os.environ.get("DATIVO_TF_CACHE_DIR")
+    if not base:
+        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        base = os.path.join(xdg, "dativo-tf")
+    key = f"{output_dir.resolve()}\0{settings_path.resolve() if settings_path else ''}"
+    return Path(base) / f"{sha256(key.encode())[:24]}.json"
 
 
 @dataclass(frozen=True)
@@ -77,9 +76,48 @@ class CachedJob:
         return [InputError(w["message"], path=w.get("path"), line=w.get("line"), key=w.get("key"))
                 for w in self.entry.get("warnings", [])]
 
+    @property
+    def files(self) -> dict[str, str]:
+        return self.entry.get("files", {})
 
-class _Digests:
-    """sha256 of files, each read once per run (assets and the settings file are shared by many jobs)."""
+
+def load(output_dir: Path, settings_path: Path | None) -> dict:
+    """The cached jobs, or {} when there is no usable cache (missing, unreadable, another generator)."""
+    try:
+        data = json.loads(cache_file(output_dir, settings_path).read_bytes())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict) or data.get("generator") != generator_digest() or not isinstance(data.get("jobs"), dict):
+        return {}
+    return data["jobs"]
+
+
+def save(output_dir: Path, settings_path: Path | None, jobs: dict) -> None:
+    """Write the cache atomically; a cache that cannot be written is only a slower next run."""
+    path = cache_file(output_dir, settings_path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+        with os.fdopen(fd, "w") as handle:
+            json.dump({"generator": generator_digest(), "jobs": jobs}, handle, sort_keys=True)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def entry(job_inputs: dict[str, str], directory: str | None, files: dict[str, str], warnings: list) -> dict:
+    out: dict = {"directory": directory, "inputs": job_inputs, "files": files}
+    if warnings:
+        out["warnings"] = [
+            {k: v for k, v in (("path", w.path), ("line", w.line), ("key", w.key), ("message", w.message)) if v}
+            for w in warnings
+        ]
+    return out
+
+
+class Digests:
+    """sha256 of files, each read once per run (assets and the settings file are shared by many jobs).
+    Symlinks and non-regular files hash to None, so they never count as fresh."""
 
     def __init__(self) -> None:
         self._known: dict[str, str | None] = {}
@@ -87,49 +125,69 @@ class _Digests:
     def __call__(self, path: str) -> str | None:
         if path not in self._known:
             try:
-                with open(path, "rb") as handle:
-                    self._known[path] = sha256(handle.read())
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+                try:
+                    import stat
+
+                    if not stat.S_ISREG(os.fstat(fd).st_mode):
+                        self._known[path] = None
+                    else:
+                        chunks = []
+                        while chunk := os.read(fd, 1 << 20):
+                            chunks.append(chunk)
+                        self._known[path] = sha256(b"".join(chunks))
+                finally:
+                    os.close(fd)
             except OSError:
                 self._known[path] = None
         return self._known[path]
 
 
-def split(job_paths: list[Path], project_root: Path, settings_path: Path | None, output_dir: Path,
-          manifest: dict) -> tuple[list[CachedJob], list[Path]]:
-    """(jobs the manifest shows up to date, jobs to render)."""
-    if {k: manifest.get(k) for k in ("generator", "generator_version", "templates", "project_root")} != header(
-        project_root, output_dir
-    ):
-        return [], list(job_paths)
-    by_job = {entry.get("job"): (directory, entry) for directory, entry in manifest.get("workspaces", {}).items()}
-    skipped = manifest.get("skipped", {})
-    settings = relative(settings_path, project_root) if settings_path else None
-    digest = _Digests()
+def split(job_paths: list[Path], project_root: Path, output_dir: Path, jobs: dict,
+          digest: Digests | None = None) -> tuple[list[CachedJob], list[Path]]:
+    """(jobs the cache shows up to date, jobs to render)."""
+    digest = digest or Digests()
     cached: list[CachedJob] = []
     to_render: list[Path] = []
     root, out = project_root.as_posix(), output_dir.as_posix()
     for path in job_paths:
         job = job_key(path, project_root)
-        if job in by_job:
-            directory, entry = by_job[job]
-            needed = [job, settings] if settings else [job]
-            outputs = {f"{out}/{directory}/{name}": sha for name, sha in entry.get("files", {}).items()}
-        elif job in skipped:
-            directory, entry = None, skipped[job]
-            needed, outputs = [job], {}
-        else:
+        entry_ = jobs.get(job)
+        if not isinstance(entry_, dict) or not isinstance(entry_.get("inputs"), dict) or job not in entry_["inputs"]:
             to_render.append(path)
             continue
-        inputs: dict = entry.get("inputs", {})
+        directory = entry_.get("directory")
+        files = entry_.get("files") or {}
+        outputs = {f"{out}/{directory}/{name}": sha for name, sha in files.items()} if directory else {}
         fresh = (
-            all(name in inputs for name in needed)
-            and all(digest(name if name.startswith("/") else f"{root}/{name}") == sha for name, sha in inputs.items())
-            and all(env_digest(name) == sha for name, sha in entry.get("env", {}).items())
-            and bool(outputs or directory is None)
+            all(digest(name if name.startswith("/") else f"{root}/{name}") == sha
+                for name, sha in entry_["inputs"].items())
+            and (directory is None or (RECORD in files and len(files) > 1))
             and all(digest(target) == sha for target, sha in outputs.items())
         )
         if fresh:
-            cached.append(CachedJob(job, directory, entry))
+            cached.append(CachedJob(job, directory, entry_))
         else:
             to_render.append(path)
     return cached, to_render
+
+
+def build(workspaces: list, cached: list[CachedJob], skipped: list[Path], project_root: Path,
+          record_shas: dict[str, str]) -> dict:
+    """The cache after a successful writing run: every job rendered or reused, except jobs using `${VAR}`.
+    `record_shas`: the sha256 of each written workspace's ownership record."""
+    digest = Digests()
+
+    def inputs(paths: list[Path]) -> dict[str, str | None]:
+        return {relative(p, project_root): digest(p.resolve().as_posix()) for p in paths}
+
+    jobs: dict = {c.job: c.entry for c in cached}
+    for path in skipped:
+        jobs[job_key(path, project_root)] = entry(inputs([path]), None, {}, [])
+    for ws in workspaces:
+        if ws.env or ws.directory not in record_shas:
+            continue
+        files = {name: sha256(data) for name, data in ws.files.items()}
+        files[RECORD] = record_shas[ws.directory]
+        jobs[ws.job] = entry(inputs(ws.inputs), ws.directory, files, ws.warnings)
+    return jobs

@@ -57,12 +57,17 @@ def _project(config: str | None, lazy: bool = False):
 @click.option("--check", is_flag=True, help="Write nothing; list what would change; exit 1 if anything would.")
 @click.option("--diff", is_flag=True, help="Write nothing; print a unified diff; exit 1 if anything would change.")
 @click.option("--fail-on-change", is_flag=True, help="Exit 1 when files were written (for pre-commit hooks).")
-@click.option("--full", is_flag=True, help="Render every job, even those the manifest shows up to date.")
+@click.option("--full", is_flag=True, help="Render every job, even those the local render cache shows up to date.")
+@click.option("--retire-all", "--prune-all", "retire_all", is_flag=True,
+              help="Allow retiring more than half of the workspaces in one run.")
 @click.option("-j", "--jobs", "workers", type=click.IntRange(min=1), help="Render with N processes (default: CPUs).")
 @click.pass_obj
 def generate(ctx: Context, paths: tuple[str, ...], config: str | None, out: str | None, check: bool, diff: bool,
-             fail_on_change: bool, full: bool, workers: int | None) -> None:
-    """Write one Terraform workspace per job (only files whose bytes change)."""
+             fail_on_change: bool, full: bool, retire_all: bool, workers: int | None) -> None:
+    """Write one Terraform workspace per job (only files whose bytes change).
+
+    A workspace whose job is gone is retired (no resources, backend kept), never deleted: see `prune`."""
+    from dativo_ingest import cache
     from dativo_ingest.errors import DativoTfError
     from dativo_ingest.pipeline import render_all
     from dativo_ingest.report import Report, WriteBack
@@ -85,32 +90,84 @@ def generate(ctx: Context, paths: tuple[str, ...], config: str | None, out: str 
     if report.errors:
         report.status(f"{len(report.errors)} error(s); nothing written")
         sys.exit(report.return_code)
-    # a writing run holds the folder's lock from reading the manifest to writing it back
-    lock = exclusive(output_dir) if mode is WriteBack.YES and output_dir.is_dir() else contextlib.nullcontext()
-    with lock:
-        try:
+    prefix = _prefix(output_dir, project.root)
+    try:
+        # a writing run creates the folder, then holds its lock from reading the records to writing them back
+        with exclusive(output_dir) if mode is WriteBack.YES else contextlib.nullcontext():
             result = plan(rendered.workspaces, output_dir, project.root, job_paths=rendered.job_paths,
                           full_run=not paths, cached=rendered.cached, skipped=rendered.skipped,
-                          keep_old=mode is WriteBack.DIFF)
-        except DativoTfError as exc:
-            _fail(ctx, exc)
-        if mode is WriteBack.YES:
-            apply(result)
+                          settings_path=project.path, prefix=prefix, keep_old=mode is WriteBack.DIFF,
+                          retire_all=retire_all)
+            if mode is WriteBack.YES:
+                apply(result)
+                cache.save(output_dir, project.path, cache.build(
+                    rendered.workspaces, rendered.cached, rendered.skipped, project.root, result.record_shas))
+    except DativoTfError as exc:
+        _fail(ctx, exc)
     for skipped in rendered.skipped_jobs:
         report.status(f"skipped {skipped} (no infrastructure block)")
-    prefix = _prefix(output_dir, project.root)
-    for change in result.pending:
+    for change in result.changes:
+        if change.action == "keep":
+            report.kept(prefix + change.path)
+            continue
         report.change(change.action, prefix + change.path, change.hand_edited)
         if mode is WriteBack.DIFF:
             click.echo(unified_diff(change, prefix), nl=False)
-    if result.manifest_changed and not result.pending:
-        report.change("update" if result.manifest_old else "create", prefix + ".dativo-tf-manifest.json")
+    for directory, job in result.retired:
+        report.retired(prefix + directory, job)
+    if result.stale or result.legacy_manifest:
+        report.change("repair", prefix.rstrip("/") or str(output_dir))
     verb = "" if mode is WriteBack.YES else "would be "
     report.status(
-        f"{rendered.workspace_count} workspace(s): {result.added} {verb}added, {result.changed} {verb}changed, "
-        f"{result.removed} {verb}removed"
+        f"{rendered.workspace_count} workspace(s): {len(result.added)} {verb}added, {len(result.changed)} "
+        f"{verb}changed, {len(result.retired)} {verb}retired"
     )
     sys.exit(report.return_code)
+
+
+@main.command()
+@click.option("--config", "config", type=click.Path(), help="dativo-tf.yaml (default: found upwards from here).")
+@click.option("--out", "out", type=click.Path(file_okay=False), help="Output folder (default: output_dir).")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (for CI).")
+@click.pass_obj
+def prune(ctx: Context, config: str | None, out: str | None, yes: bool) -> None:
+    """Remove retired workspaces' generated files (never state, .terraform/ or your own files).
+
+    Apply a retired workspace first (it destroys what its state holds); a folder that holds local state or
+    .terraform/ is left alone."""
+    from dativo_ingest.errors import DativoTfError, InputError
+    from dativo_ingest.writer import exclusive, plan_prune
+    from dativo_ingest.writer import prune as remove
+
+    try:
+        project = _project(config, lazy=True)
+        output_dir = Path(out).resolve() if out else project.output_dir
+        prefix = _prefix(output_dir, project.root)
+        if not output_dir.is_dir():
+            click.echo("nothing to prune", err=True)
+            return
+        with exclusive(output_dir):
+            items = plan_prune(output_dir, prefix)
+            todo = [i for i in items if not i.blocked]
+            for item in items:
+                where = prefix + item.directory
+                if item.blocked:
+                    click.echo(f"kept {where}: {item.blocked}; destroy or move its state, then prune again", err=True)
+                    continue
+                click.echo(f"{'remove' if not yes else 'removing'} {where} (retired; was {item.job})", err=True)
+                for name in item.kept:
+                    click.echo(f"kept {where}/{name} (edited by hand)", err=True)
+            if not todo:
+                click.echo("nothing to prune", err=True)
+                return
+            if not yes:
+                if not sys.stdin.isatty():
+                    raise InputError("prune needs confirmation: run it on a terminal, or pass --yes", key="prune")
+                click.confirm(f"Remove {len(todo)} retired workspace(s)?", abort=True, err=True)
+            remove(output_dir, todo)
+    except DativoTfError as exc:
+        _fail(ctx, exc)
+    click.echo(f"{len(todo)} retired workspace(s) pruned", err=True)
 
 
 def _prefix(output_dir: Path, root: Path) -> str:

@@ -197,29 +197,27 @@ def _job_asset(project: ProjectSettings, job: Any, workspace: Any) -> dg.AssetsD
 
 def materialize_workspace(context: Any, terraform: TerraformResource, project: ProjectSettings,
                           job_path: Path) -> dg.Output:
-    """Render one job's workspace (all or nothing, manifest kept), then plan or apply it by the mode."""
+    """Render one job's workspace (all or nothing, other workspaces untouched), then plan or apply it by the mode."""
     from dativo_ingest.config import JobConfig
     from dativo_ingest.pipeline import render_all
     from dativo_ingest.writer import apply, exclusive, plan
 
     terraform.checked_mode()
     output_dir = project.output_dir
-    output_dir.mkdir(parents=True, exist_ok=True)
-    with exclusive(output_dir):  # other assets of the same run write the same manifest
-        try:
+    try:
+        with exclusive(output_dir):  # other assets of the same run write into the same folder
             job = JobConfig.from_yaml(job_path, project_root=project.root)
-            rendered = render_all(project, [str(job_path)], reuse=output_dir)
+            rendered = render_all(project, [str(job_path)])
             if rendered.errors:
                 raise InputErrors(rendered.errors)
             changes = plan(rendered.workspaces, output_dir, project.root, job_paths=rendered.job_paths,
-                           full_run=False, cached=rendered.cached, skipped=rendered.skipped)
-        except DativoTfError as exc:
-            raise dg.Failure(f"dativo-tf could not render {job_path}:\n{exc}") from None
-        apply(changes)
+                           full_run=False, skipped=rendered.skipped, settings_path=project.path)
+            apply(changes)
+    except DativoTfError as exc:
+        raise dg.Failure(f"dativo-tf could not render {job_path}:\n{exc}") from None
     for change in changes.pending:
         context.log.info(f"{change.action} {change.path}")
-    directory = (rendered.workspaces[0].directory if rendered.workspaces
-                 else next(c.directory for c in rendered.cached if c.directory))
+    directory = rendered.workspaces[0].directory
     outputs, metadata = run_workspace(context, terraform, output_dir / directory)
     metadata["files_changed"] = len(changes.pending)
     metadata["resource_refs"] = dg.MetadataValue.json(dict(job.infrastructure.terraform.resource_refs))

@@ -1,7 +1,7 @@
 """Load and render every job, collecting every error so one bad job never hides the next.
 
-Jobs the manifest shows up to date are reused instead of rendered (see `cache`); the rest are rendered
-in worker processes when there are enough of them to pay for the workers.
+Jobs the local render cache shows up to date are reused instead of rendered (see `cache`); the rest are
+rendered in worker processes when there are enough of them to pay for the workers.
 """
 
 from __future__ import annotations
@@ -15,23 +15,11 @@ from dativo_ingest import cache
 from dativo_ingest.discovery import find_jobs
 from dativo_ingest.errors import DativoTfError, InputErrors
 from dativo_ingest.project import ProjectSettings
+from dativo_ingest.rendered import Output
 
 # Below this many jobs to render, starting worker processes costs more than it saves.
 PARALLEL_MIN_JOBS = 100
 _WORKSPACE_DIRS = ("workspace", "aws", "gcp", "module")  # template folders a workspace renders from
-
-
-@dataclass
-class Output:
-    """What the writer needs of a rendered workspace. Small (no job model, files already encoded), so ten
-    thousand of them fit in memory and travel cheaply back from worker processes."""
-
-    job: str  # the job file, relative to the project root
-    directory: str  # relative to the output folder: tenant/environment/job
-    files: dict[str, bytes]
-    inputs: list[Path]  # the files it was rendered from: job, asset, settings
-    env: list[str]  # environment variables its paths use
-    warnings: list[DativoTfError]
 
 
 Outcome = Union[Output, None, list[DativoTfError]]
@@ -62,17 +50,14 @@ def render_all(project: ProjectSettings, paths: tuple[str, ...] | list[str] = ()
                reuse: Path | None = None, workers: int | None = None) -> Rendered:
     """Render the jobs at `paths` (default: the project's `jobs` globs).
 
-    `reuse`: an output folder whose manifest may show jobs up to date; those are not rendered.
+    `reuse`: an output folder whose render cache may show jobs up to date; those are not rendered.
     `workers`: processes to render with (default: one per CPU once there are PARALLEL_MIN_JOBS jobs).
     """
     job_paths = find_jobs(project, paths)
     result = Rendered(project, job_paths)
     to_render = job_paths
     if reuse is not None:
-        from dativo_ingest.writer import load_manifest
-
-        manifest, _ = load_manifest(reuse)
-        result.cached, to_render = cache.split(job_paths, project.root, project.path, reuse, manifest)
+        result.cached, to_render = cache.split(job_paths, project.root, reuse, cache.load(reuse, project.path))
         for job in result.cached:
             result.warnings.extend(job.warnings)
     if to_render or not result.cached:

@@ -36,9 +36,19 @@ class Report:
         self.errors.append(err)
         click.echo(f"{_where(err)}error: {_message(err)}", err=True)
 
+    def kept(self, path: str) -> None:
+        """A file dativo-tf once wrote but no longer produces, edited by hand: never deleted."""
+        self.status(f"kept {path} (edited by hand; dativo-tf no longer generates it, delete it yourself)")
+
+    def retired(self, directory: str, job: str) -> None:
+        self.drift = True
+        verb = "retired" if self.mode is WriteBack.YES else "would retire"
+        self.status(f"{verb} {directory}: its job {job} is gone. `terraform apply` there destroys its resources; "
+                    "then `dativo-tf prune`")
+
     def change(self, action: str, path: str, hand_edited: bool = False) -> None:
         """One file decision; 'would' in check and diff modes (they write nothing)."""
-        past = {"create": "created", "update": "updated", "remove": "removed"}[action]
+        past = {"create": "created", "update": "updated", "remove": "removed", "repair": "repaired"}[action]
         note = " (edited by hand since it was generated)" if hand_edited else ""
         if self.mode is WriteBack.YES:
             self.drift = True

@@ -1,0 +1,225 @@
+"""Ownership records: how dativo-tf knows which files are its own, safely.
+
+Each workspace folder holds `.dativo-tf.json`: the job it belongs to, the settings file it was generated
+with, its status (`active`, or `retired` once its job is gone) and the sha256 of every file dativo-tf
+wrote there. One record per workspace, so two branches that touch different jobs never touch the same
+record and merge without conflicts. A record holds nothing that depends on how or where dativo-tf was
+installed (no version, no template digest, no input hashes: those live in the local render cache).
+
+Records and the journal can be edited by hand, so everything read from them is validated: only the file
+names dativo-tf itself produces, only folders three levels below the output root, no control characters.
+Files are read without following symlinks, and only when they are regular files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dativo_ingest.errors import ForbiddenPathError, InputError
+
+RECORD = ".dativo-tf.json"
+JOURNAL = ".dativo-tf-journal.json"
+TEMP_PREFIX = ".dativo-tf-tmp-"
+LEGACY_MANIFEST = ".dativo-tf-manifest.json"  # dativo-tf 0.1: one manifest for the whole output folder
+# Every file name dativo-tf writes into a workspace; nothing else is ever written, replaced or deleted.
+GENERATED_NAMES = frozenset({
+    "versions.tf", "providers.tf", "backend.tf", "variables.tf", "main.tf", "outputs.tf",
+    "terraform.tfvars", "terraform.tfvars.json",
+})
+# Kept when a workspace is retired: they configure the backend and providers its state needs.
+RETIRED_KEEPS = ("backend.tf", "providers.tf", "terraform.tfvars", "terraform.tfvars.json", "variables.tf", "versions.tf")
+# Never deleted, whatever a record says.
+PROTECTED = re.compile(r"^(terraform\.tfstate.*|\.terraform|\.terraform\.lock\.hcl)\Z")
+STATUSES = ("active", "retired")
+_SHA = re.compile(r"^[0-9a-f]{64}\Z")
+_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+@dataclass
+class Record:
+    job: str  # the job file, relative to the project root
+    settings: str | None  # the settings file, relative to the output folder (None: built-in defaults)
+    status: str
+    files: dict[str, str] = field(default_factory=dict)  # file name -> sha256
+
+    def dumps(self) -> bytes:
+        data = {"dativo_tf_record": 1, "files": dict(sorted(self.files.items())), "job": self.job,
+                "settings": self.settings, "status": self.status}
+        return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def valid_directory(directory: str) -> bool:
+    """tenant/environment/job, each a safe folder name."""
+    parts = directory.split("/")
+    return len(parts) == 3 and all(_PART.match(p) and p not in (".", "..") for p in parts)
+
+
+def parse_record(raw: bytes, where: str) -> Record:
+    def bad(why: str) -> InputError:
+        return InputError(f"not an ownership record dativo-tf writes ({why}); restore it from version control, "
+                          "or delete it to treat the folder's files as foreign", path=where)
+
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise bad("invalid JSON") from None
+    if not isinstance(data, dict) or data.get("dativo_tf_record") != 1:
+        raise bad("missing \"dativo_tf_record\": 1")
+    job, settings, status, files = data.get("job"), data.get("settings"), data.get("status"), data.get("files")
+    if not isinstance(job, str) or not job or _CONTROL.search(job) or job.startswith("/") or ".." in job.split("/"):
+        raise bad("\"job\" must be a relative path without control characters")
+    if settings is not None and (not isinstance(settings, str) or _CONTROL.search(settings)):
+        raise bad("\"settings\" must be a path or null")
+    if status not in STATUSES:
+        raise bad(f"\"status\" must be one of {', '.join(STATUSES)}")
+    if not isinstance(files, dict):
+        raise bad("\"files\" must be a mapping of file name to sha256")
+    for name, digest in files.items():
+        if name not in GENERATED_NAMES:
+            raise bad(f"{name!r} is not a file dativo-tf generates ({', '.join(sorted(GENERATED_NAMES))})")
+        if not isinstance(digest, str) or not _SHA.match(digest):
+            raise bad(f"the sha256 of {name!r} is not 64 hex digits")
+    return Record(job, settings, status, dict(files))
+
+
+# --- reading without following symlinks ---------------------------------------------------------------
+
+
+def read_regular(path: Path, shown: str) -> bytes | None:
+    """The bytes of a regular file, None when nothing is there. A symlink, folder, FIFO or device standing
+    at `path` is an error: dativo-tf never reads, hashes or diffs through one."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if os.path.islink(path):
+            raise ForbiddenPathError("is a symlink where dativo-tf keeps a generated file; dativo-tf never "
+                                     "follows symlinks in the output folder: remove it", path=shown) from None
+        raise InputError(f"cannot read: {exc.strerror}", path=shown) from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+            raise ForbiddenPathError(f"is {kind} where dativo-tf keeps a generated file; move it away", path=shown)
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def check_folder(path: Path, shown: str) -> bool:
+    """True when `path` is a real folder, False when absent; a symlink or a file there is an error."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    if stat.S_ISLNK(info.st_mode):
+        raise ForbiddenPathError("is a symlink in the output folder; dativo-tf never writes or deletes through "
+                                 "symlinks: replace it with a real folder", path=shown)
+    if not stat.S_ISDIR(info.st_mode):
+        raise ForbiddenPathError("is not a folder, but dativo-tf needs a workspace folder there", path=shown)
+    return True
+
+
+def check_folders(root: Path, directory: str, prefix: str) -> bool:
+    """Every folder from the output root down to `directory` is a real folder (or absent). True if it exists."""
+    current = root
+    shown = prefix.rstrip("/")
+    for part in directory.split("/"):
+        current = current / part
+        shown = f"{shown}/{part}" if shown else part
+        if not check_folder(current, shown):
+            return False
+    return True
+
+
+def scan(root: Path, prefix: str) -> dict[str, tuple[Record, bytes]]:
+    """Every workspace record under the output root: {tenant/env/job: (record, raw bytes)}.
+    Symlinked folders are errors, not followed."""
+    found: dict[str, tuple[Record, bytes]] = {}
+
+    def folders(path: Path, shown: str) -> list[tuple[str, Path, str]]:
+        out = []
+        try:
+            entries = list(os.scandir(path))
+        except (FileNotFoundError, NotADirectoryError):
+            return out
+        for entry in entries:
+            if entry.name.startswith(".") or not _PART.match(entry.name):
+                continue
+            if entry.is_symlink():
+                if entry.is_dir():  # a symlinked folder where workspaces live
+                    raise ForbiddenPathError("is a symlink in the output folder; dativo-tf never follows "
+                                             "symlinks there: replace it with a real folder",
+                                             path=f"{shown}{entry.name}")
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                out.append((entry.name, Path(entry.path), f"{shown}{entry.name}/"))
+        return out
+
+    for tenant, tpath, tshown in folders(root, prefix):
+        for env, epath, eshown in folders(tpath, tshown):
+            for job, jpath, jshown in folders(epath, eshown):
+                raw = read_regular(jpath / RECORD, jshown + RECORD)
+                if raw is not None:
+                    found[f"{tenant}/{env}/{job}"] = (parse_record(raw, jshown + RECORD), raw)
+    return found
+
+
+# --- the journal: what an interrupted run was doing ---------------------------------------------------
+
+
+def load_journal(root: Path, prefix: str) -> dict[str, list[str | None]]:
+    """{relative path: [old sha256 or None, new sha256 or None]} of a run that did not finish, or {}."""
+    raw = read_regular(root / JOURNAL, prefix + JOURNAL)
+    if raw is None:
+        return {}
+    where = prefix + JOURNAL
+
+    def bad() -> InputError:
+        return InputError("not a journal dativo-tf writes; delete it (it only exists while a run writes)", path=where)
+
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise bad() from None
+    entries = data.get("changes") if isinstance(data, dict) else None
+    if not isinstance(entries, dict):
+        raise bad()
+    for path, shas in entries.items():
+        directory, _, name = path.rpartition("/")
+        if (not valid_directory(directory) or name not in GENERATED_NAMES | {RECORD} or not isinstance(shas, list)
+                or len(shas) != 2 or not all(s is None or (isinstance(s, str) and _SHA.match(s)) for s in shas)):
+            raise bad()
+    return entries
+
+
+def dump_journal(entries: dict[str, list[str | None]]) -> bytes:
+    return (json.dumps({"changes": dict(sorted(entries.items()))}, indent=2, sort_keys=True) + "\n").encode()
+
+
+def load_legacy_manifest(root: Path, prefix: str, settings: str) -> dict[str, Record]:
+    """The workspaces of a dativo-tf 0.1 manifest, as records (validated like them); {} when absent."""
+    where = prefix + LEGACY_MANIFEST
+    raw = read_regular(root / LEGACY_MANIFEST, where)
+    if raw is None:
+        return {}
+    try:
+        out = {}
+        for directory, entry in json.loads(raw)["workspaces"].items():
+            record = parse_record(json.dumps({"dativo_tf_record": 1, "job": entry["job"], "settings": settings,
+                                              "status": "active", "files": entry["files"]}).encode(), where)
+            if valid_directory(directory):
+                out[directory] = record
+        return out
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise InputError("not a manifest dativo-tf 0.1 wrote; delete it", path=where) from None

@@ -1,0 +1,19 @@
+"""What rendering hands to the writer: small (no job model, files already encoded), so ten thousand of them
+fit in memory and travel cheaply back from worker processes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from dativo_ingest.errors import DativoTfError
+
+
+@dataclass
+class Output:
+    job: str  # the job file, relative to the project root
+    directory: str  # relative to the output folder: tenant/environment/job
+    files: dict[str, bytes]
+    inputs: list[Path]  # the files it was rendered from: job, asset, settings
+    env: list[str]  # environment variables its paths use
+    warnings: list[DativoTfError]
