@@ -21,6 +21,7 @@ examples: $(STAMP)
 # --full: render every job, so a change to the generator's code (not only its templates) shows up
 golden: $(STAMP)
 	cd examples && ../$(BIN)/dativo-tf generate --full
+	DATIVO_TF_UPDATE_GOLDEN=1 $(BIN)/python -m pytest -q tests/test_golden.py -k sample_change_report
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n auto -q

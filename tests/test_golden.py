@@ -1,8 +1,15 @@
 """The examples render byte-identical to the committed golden workspaces, and every generated file passes
-the real-tool checks. Regenerate the goldens with `make golden` and review the diff."""
+the real-tool checks. Regenerate the goldens with `make golden` and review the diff.
+
+The examples hold one retired workspace (acme/production/orders_backfill: its job was deleted), and next to
+the workspaces the change report a pull request deleting that job gets (examples/changes-report.md)."""
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,14 +20,44 @@ from tests.conftest import EXAMPLES, snapshot
 from tests.tfcheck import fmt_check, parse, schema_problems, tfvars_conform
 
 GOLDEN = EXAMPLES / "workspaces"
-WORKSPACES = sorted(p.parent for p in GOLDEN.rglob("variables.tf"))
+RETIRED = sorted(p.parent for p in GOLDEN.rglob(".dativo-tf.json") if json.loads(p.read_text())["status"] == "retired")
+WORKSPACES = sorted(p.parent for p in GOLDEN.rglob("variables.tf") if p.parent not in RETIRED)
+SAMPLE = EXAMPLES / "changes-report.md"
+BACKFILL_JOB = Path(__file__).parent / "fixtures/retired/orders_backfill.yaml"
 
 
 def test_examples_render_byte_identical_to_golden(examples_copy, monkeypatch):
-    monkeypatch.chdir(examples_copy)  # a copy without workspaces/: every job is rendered
-    result = CliRunner().invoke(main, ["generate"])
+    for folder in RETIRED:  # a retired workspace keeps the bytes it had: only its record says what it was
+        shutil.copytree(folder, examples_copy / "workspaces" / folder.relative_to(GOLDEN))
+    monkeypatch.chdir(examples_copy)  # every active job is rendered
+    result = CliRunner().invoke(main, ["generate", "--full"])
     assert result.exit_code == 0, result.output
     assert snapshot(examples_copy / "workspaces") == snapshot(GOLDEN), "golden workspaces are stale: run `make golden`"
+
+
+def test_the_examples_hold_a_retired_workspace():
+    assert [p.relative_to(GOLDEN).as_posix() for p in RETIRED] == ["acme/production/orders_backfill"]
+    assert not (EXAMPLES / "jobs/acme/orders_backfill.yaml").exists()
+
+
+@pytest.mark.skipif(not shutil.which("git"), reason="the change report reads the base tree from git")
+def test_sample_change_report_of_deleting_a_job(examples_copy, monkeypatch):
+    """The committed sample is what `changes --format markdown` prints for a PR that deletes a job.
+    `make golden` rewrites it (DATIVO_TF_UPDATE_GOLDEN=1)."""
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@x", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@x"}
+    job = examples_copy / "jobs/acme/orders_backfill.yaml"
+    shutil.copy(BACKFILL_JOB, job)
+    monkeypatch.chdir(examples_copy)
+    assert CliRunner().invoke(main, ["generate"]).exit_code == 0
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "base"]):
+        subprocess.run(["git", *args], cwd=examples_copy, env=env, check=True, capture_output=True)
+    job.unlink()
+    result = CliRunner().invoke(main, ["changes", "--format", "markdown"])
+    assert result.exit_code == 0, result.output
+    if os.environ.get("DATIVO_TF_UPDATE_GOLDEN"):
+        SAMPLE.write_text(result.output)
+    assert result.output == SAMPLE.read_text(), "the sample change report is stale: run `make golden`"
 
 
 def test_every_compute_type_and_module_mode_has_a_golden_workspace():

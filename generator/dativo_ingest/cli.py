@@ -327,3 +327,30 @@ def new_job_command(ctx: Context, name: str, **answers: str) -> None:
     except DativoTfError as exc:
         _fail(ctx, exc)
     click.echo(f"created {path}", err=True)
+
+
+@main.command()
+@click.option("--base", default="HEAD", show_default=True, help="Git ref holding the generated tree to compare with.")
+@click.option("--config", "config", type=click.Path(), help="dativo-tf.yaml (default: found upwards from here).")
+@click.option("--out", "out", type=click.Path(file_okay=False), help="Output folder (default: output_dir).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown", "github-matrix"]), default="text",
+              show_default=True)
+@click.option("--chunk", type=click.IntRange(min=0), help="github-matrix: print only this chunk (256 entries each).")
+@click.pass_obj
+def changes(ctx: Context, base: str, config: str | None, out: str | None, fmt: str, chunk: int | None) -> None:
+    """What the current inputs change against the generated tree at a git ref, per workspace.
+
+    For pull requests: `--format markdown` is one comment (with a marker line for a sticky comment),
+    `--format github-matrix` lists the workspaces a plan job must run (one JSON line per 256)."""
+    from dativo_ingest import changes as report_changes
+    from dativo_ingest.errors import DativoTfError
+
+    try:
+        project = _project(config)
+        output_dir = Path(out).resolve() if out else project.output_dir
+        report = report_changes.build(project, base, output_dir)
+    except DativoTfError as exc:
+        _fail(ctx, exc)
+    render = {"text": report_changes.render_text, "json": report_changes.render_json,
+              "markdown": report_changes.render_markdown}.get(fmt)
+    click.echo(render(report) if render else report_changes.render_matrix(report, chunk), nl=False)

@@ -29,7 +29,10 @@ def scaffold(directory: Path, answers: dict[str, str], *, no_input: bool = False
     directory = directory.resolve()
     if directory.exists() and any(directory.iterdir()) and not force:
         raise InputError("the folder is not empty; use --force to render into it anyway", path=directory)
-    context = {"repo_name": directory.name, **answers}
+    from dativo_ingest import __version__
+
+    # the scaffolded CI pins the dativo-tf that created it
+    context = {"repo_name": directory.name, **answers, "_dativo_tf_version": __version__}
     with tempfile.TemporaryDirectory(prefix="dativo-tf-init-") as staging:
         try:
             rendered = Path(cookiecutter(str(template_dir()), no_input=no_input, extra_context=context,

@@ -66,3 +66,32 @@ def validate(model: type[M], data: Any, *, path: Path | str, text: str, prefix: 
                 message = f"{err['msg']} (got {err.get('input')!r})"
             errors.append(InputError(message, path=path, line=line_of(text, full), key=key))
         raise InputErrors(errors) from None
+
+
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance (insertions, deletions, substitutions)."""
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        for j, cb in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        previous = current
+    return previous[-1]
+
+
+def check_near_misses(data: dict, guarded: Sequence[str], *, path: Path | str, text: str,
+                      prefix: Sequence[str | int] = ()) -> None:
+    """Unknown top-level keys are kept (the schema is Dativo's), but a key within edit distance 2 of a key we
+    read is a typo that would silently drop what it holds (`infrastucture:`, `complience:`): an error."""
+    errors = []
+    for key in data:
+        if not isinstance(key, str) or key in guarded:
+            continue
+        for wanted in guarded:
+            if wanted not in data and edit_distance(key.lower(), wanted) <= 2:
+                errors.append(InputError(
+                    f"unknown key; did you mean {wanted!r}? (a misspelt {wanted!r} block would be ignored)",
+                    path=path, line=line_of(text, [*prefix, key]), key=key_path([*prefix, key]),
+                ))
+    if errors:
+        raise InputErrors(errors)
