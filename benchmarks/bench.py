@@ -146,7 +146,7 @@ def bench_size(n: int, work: Path) -> tuple[list[str], float | None]:
 def _same_workspaces(baseline: Path, ours: Path) -> None:
     """The baseline must produce the very files dativo-tf does, or the comparison means nothing."""
     theirs = {p.relative_to(baseline): p.read_bytes() for p in baseline.rglob("*") if p.is_file()}
-    mine = {p.relative_to(ours): p.read_bytes() for p in ours.rglob("*") if p.is_file() and p.name != ".dativo-tf-manifest.json"}
+    mine = {p.relative_to(ours): p.read_bytes() for p in ours.rglob("*") if p.is_file() and p.name != ".dativo-tf.json"}
     if theirs != mine:
         raise SystemExit(f"the cookiecutter baseline's output differs from dativo-tf's ({len(theirs)} vs {len(mine)} files)")
 

@@ -5,7 +5,7 @@ To compare like with like it uses the same jobs, the same templates and the same
 dativo-tf; the context goes in as JSON data, which is all cookiecutter can carry (it writes a replay file
 per call). Cookiecutter builds a Jinja environment, compiles the templates and writes the files on every
 call, which is the cost this baseline measures. The layout pass runs as a filter, where a user would run
-`terraform fmt` afterwards, so the output is byte-identical to dativo-tf's (minus the manifest).
+`terraform fmt` afterwards, so the output is byte-identical to dativo-tf's (minus the ownership records).
 
 Run: python benchmarks/cookiecutter_baseline.py REPO OUT
 """

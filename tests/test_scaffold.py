@@ -86,3 +86,30 @@ def test_new_job_rejects_a_compute_type_of_the_other_cloud(tmp_path, monkeypatch
                                        "--compute-type", "lambda", "--asset-path", "a.yaml"])
     assert result.exit_code == 2 and "not a compute type for 'gcp'" in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_scaffolded_ci_pins_this_version_reports_changes_and_plans_the_matrix(tmp_path):
+    import json
+
+    import yaml
+
+    from dativo_ingest import __version__
+
+    # plain cookiecutter users get the same pin as `dativo-tf init`
+    assert json.loads((template_dir() / "cookiecutter.json").read_text())["_dativo_tf_version"] == __version__
+    repo = tmp_path / "repo"
+    assert CliRunner().invoke(main, ["init", str(repo), "--no-input"]).exit_code == 0
+    text = (repo / ".github/workflows/dativo-tf.yml").read_text()
+    workflow = yaml.safe_load(text)
+    assert workflow["env"]["DATIVO_TF_VERSION"] == __version__
+    steps = workflow["jobs"]["check"]["steps"]
+    runs = "\n".join(step.get("run", "") for step in steps)
+    assert 'pip install "dativo-tf==${DATIVO_TF_VERSION}"' in runs and "dativo-tf generate --check" in runs
+    assert "--format markdown" in runs and "--format github-matrix" in runs
+    assert steps[0]["with"]["fetch-depth"] == 0  # the change report reads the base ref from git
+    assert "<!-- dativo-tf:changes -->" in text  # one sticky comment, updated in place
+    plan = workflow["jobs"]["plan"]
+    assert plan["strategy"]["matrix"] == "${{ fromJSON(needs.check.outputs.matrix) }}"
+    assert "REPLACE-ME" in text
+    hooks = yaml.safe_load((repo / ".pre-commit-config.yaml").read_text())
+    assert hooks["repos"][0]["rev"] == f"v{__version__}"

@@ -313,7 +313,10 @@ def build(project, base: str, output_dir: Path) -> ChangeReport:
             for path in ws.inputs:
                 rel = _relative_to(path, git.top)
                 if path.is_file() and path.read_bytes() != at_base(rel):
-                    change.reasons.append(_input_reason(rel, project, ws.job, git.top))
+                    reason = _input_reason(rel, project, ws.job, git.top)
+                    if ws.env and reason.startswith("asset"):  # never show a path expanded from ${VAR}
+                        reason = "asset (its path uses an environment variable) changed"
+                    change.reasons.append(reason)
             if not change.reasons:
                 change.reasons = ["generator (templates or dativo-tf version)"]
         _describe(change, old_files, new_files)

@@ -10,9 +10,11 @@ from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr
 
-from dativo_ingest.errors import InputError
+from dativo_ingest import paths
+from dativo_ingest.errors import ForbiddenPathError, InputError, InputErrors
 from dativo_ingest.project import SETTINGS_FILE
-from dativo_ingest.validation import validate
+from dativo_ingest.validation import check_near_misses, validate
+from dativo_ingest.values import NoControl, ScriptSafe, check_terraform_values
 from dativo_ingest.yamlsource import line_of, load_mapping
 
 
@@ -79,14 +81,14 @@ def _cron_string_to_schedule(value: Any) -> Any:
 
 
 class Schedule(StrictModel):
-    cron: str
-    timezone: str = "UTC"
+    cron: ScriptSafe
+    timezone: ScriptSafe = "UTC"
 
 
 class TerraformBlock(StrictModel):
-    module_path: Optional[str] = None
+    module_path: Optional[ScriptSafe] = None
     module_version: Optional[str] = None
-    resource_refs: dict[str, Str] = {}
+    resource_refs: dict[str, Annotated[Str, NoControl]] = {}
     variables: dict[str, Any] = {}
     backend: Optional[dict[str, Any]] = None
 
@@ -147,9 +149,17 @@ class AssetDefinition(OpenModel):
         prefix: tuple[str, ...] = ()
         if "name" not in data and isinstance(data.get("asset"), dict):
             data, prefix = _from_nested_format(data["asset"]), ("asset",)
+        check_terraform_values(data, ASSET_TERRAFORM_VALUES, path=path, text=text, prefix=prefix)
+        check_near_misses(data, ("compliance", "finops", "team"), path=path, text=text, prefix=prefix)
         asset = validate(cls, data, path=path, text=text, prefix=prefix)
         asset._path = path
         return asset
+
+
+# Keys whose values reach Terraform (tags, variables, backend): every value must be one Terraform can read.
+ASSET_TERRAFORM_VALUES = (("team",), ("compliance",), ("finops",))
+JOB_TERRAFORM_VALUES = (("finops",), ("infrastructure", "tags"), ("infrastructure", "terraform", "variables"),
+                        ("infrastructure", "terraform", "backend"), ("infrastructure", "terraform", "resource_refs"))
 
 
 def _from_nested_format(old: dict) -> dict:
@@ -238,11 +248,19 @@ class JobConfig(OpenModel):
     @classmethod
     def from_yaml(cls, path: str | Path, project_root: str | Path | None = None) -> "JobConfig":
         path = Path(path)
+        char = paths.control_char(str(path))
+        if char:  # the job path reaches a header comment and the container's environment
+            raise InputError(f"the job path contains the control character {char}; allowed: {paths.NO_CONTROL}",
+                             path=paths.printable(str(path)))
         data, text = load_mapping(path)
+        check_terraform_values(data, JOB_TERRAFORM_VALUES, path=path, text=text)
+        check_near_misses(data, ("infrastructure",), path=path, text=text)
         job = validate(cls, data, path=path, text=text)
         job._path = path
         job._root = Path(project_root).resolve() if project_root else find_project_root(path.parent)
         job._text = text
+        for key in PATH_KEYS:
+            job.resolve_path(key)  # refuses a path outside the project before anything reads it
         return job
 
     @property
@@ -292,8 +310,11 @@ class JobConfig(OpenModel):
         if not raw:
             return None
         expanded = expand_env(raw, path=self.relative_path, text=self._text, key=key)
-        resolved = Path(expanded)
-        return resolved if resolved.is_absolute() else self._root / resolved
+        resolved = self._root / expanded
+        why = paths.problem(raw, resolved, self._root)
+        if why:
+            raise self.error(why, key, cls=ForbiddenPathError)
+        return resolved
 
     @cached_property
     def asset_definition(self) -> AssetDefinition | None:
@@ -304,9 +325,19 @@ class JobConfig(OpenModel):
         path = self.resolve_path("asset_path")
         if path is None:
             return None
-        if not path.is_file():
-            raise self.error(f"asset file not found: {path}", "asset_path")
-        return load_asset(path)
+        if not path.is_file():  # the text as written: `${VAR}` expanded may be a secret
+            raise self.error(f"asset file not found: {self.asset_path}", "asset_path")
+        if "${" not in self.asset_path:
+            return load_asset(path)
+        try:
+            return load_asset(path)
+        except InputErrors as exc:
+            for err in exc.errors:
+                err.path = self.asset_path
+            raise
+        except InputError as exc:
+            exc.path = self.asset_path
+            raise
 
     @property
     def asset_name(self) -> str:

@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+# `scheme://user:password@host`: the password part, which no message may show.
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s/:@]*):[^\s/]*@")
+
+
+def redact(text: str) -> str:
+    """`postgres://admin:pw@db` -> `postgres://admin:***@db`, wherever a URL with a password appears."""
+    return _URL_PASSWORD.sub(r"\1:***@", text)
 
 
 class DativoTfError(Exception):
-    """Root of every error dativo-tf raises on purpose. Printed as `path:line: key: message`."""
+    """Root of every error dativo-tf raises on purpose. Printed as `path:line: error: key: message`, as the
+    report prints the errors it collects.
+    Credentials in URLs are redacted from every message (see `redact`)."""
 
     def __init__(self, message: str, *, path: str | Path | None = None, line: int | None = None, key: str | None = None):
+        message = redact(message)
         super().__init__(message)
         self.message = message
         self.path = str(path) if path is not None else None
@@ -19,7 +31,7 @@ class DativoTfError(Exception):
         where = self.path or "<input>"
         if self.line:
             where += f":{self.line}"
-        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+        return redact(f"{where}: error: {self.key}: {self.message}" if self.key else f"{where}: error: {self.message}")
 
 
 class InputError(DativoTfError, ValueError):

@@ -259,4 +259,4 @@ def format_hcl(text: str) -> str:
 
 def dumps_json(obj: Any) -> str:
     """JSON the way we write it everywhere: sorted keys, 2-space indent, trailing newline."""
-    return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"

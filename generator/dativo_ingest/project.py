@@ -7,8 +7,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dativo_ingest.errors import InputError
-from dativo_ingest.yamlsource import load_mapping
+from dativo_ingest import paths
+from dativo_ingest.errors import ForbiddenPathError, InputError
+from dativo_ingest.yamlsource import line_of, load_mapping
 
 if TYPE_CHECKING:
     from dativo_ingest.settings import Settings
@@ -28,6 +29,7 @@ class ProjectSettings:
         self.text = text
         self.raw = data or {}
         self._per_env: dict[str | None, Settings] = {}
+        paths.allow(self.root, self.raw.get("allow_outside_project"))
         if not lazy:
             self.validate()
 
@@ -66,7 +68,12 @@ class ProjectSettings:
     def base(self) -> Settings:
         from dativo_ingest.settings import Settings
         from dativo_ingest.validation import validate
+        from dativo_ingest.values import check_terraform_values
 
+        envs = self.raw.get("environments")
+        tag_defaults = [("tags", "defaults")] + [("environments", env, "tags", "defaults")
+                                                 for env in (envs if isinstance(envs, dict) else {})]
+        check_terraform_values(self.raw, tag_defaults, path=self.display_path, text=self.text)
         return validate(Settings, self.raw, path=self.display_path, text=self.text)
 
     def for_environment(self, environment: str | None) -> Settings:
@@ -86,10 +93,15 @@ class ProjectSettings:
 
     # A well-formed raw value is exactly what validation returns for these two keys, so they are read
     # without building the models; anything else goes through validation and its error.
-    @property
+    @cached_property
     def output_dir(self) -> Path:
         raw = self.raw.get("output_dir", DEFAULT_OUTPUT_DIR)
-        return self.root / (raw if isinstance(raw, str) else self.base.output_dir)
+        raw = raw if isinstance(raw, str) else self.base.output_dir
+        why = paths.problem(raw, self.root / raw, self.root)
+        if why:
+            raise ForbiddenPathError(why, path=self.display_path, line=line_of(self.text, ["output_dir"]),
+                                     key="output_dir")
+        return self.root / raw
 
     @property
     def job_patterns(self) -> list[str]:

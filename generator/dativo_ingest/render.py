@@ -13,12 +13,13 @@ from typing import Any
 
 import jinja2
 
-from dativo_ingest import __version__, compute, cron, hcl
+from dativo_ingest import __version__, compute, cron, hcl, paths
 from dativo_ingest.config import AssetDefinition, JobConfig
 from dativo_ingest.errors import CloudLimitError, ForbiddenPathError, InputError
 from dativo_ingest.project import ProjectSettings
 from dativo_ingest.settings import Settings, deep_merge
 from dativo_ingest.tags import Tag, aws_tags, check_required, gcp_labels, k8s_labels, merge_tags
+from dativo_ingest.values import substitute
 
 SEED_VARIABLES = ("cloud_provider", "runtime_environment", "tags", "resource_refs", "job_metadata")
 GENERATED_VARIABLES = ("labels", "kubernetes_labels")
@@ -121,6 +122,7 @@ def module_source(job: JobConfig, directory: PurePosixPath, output_dir: Path) ->
         return raw, False
     if _REGISTRY_SOURCE.match(raw) and not raw.startswith((".", "/")):
         return raw, True
+    paths.require_inside(job, raw, "infrastructure", "terraform", "module_path")
     if raw.startswith("/"):
         return raw, False
     target = (job.project_root / raw).resolve()
@@ -139,6 +141,10 @@ def prepare_job(job: JobConfig, project: ProjectSettings, asset: AssetDefinition
         return None
     settings = project.for_environment(job.environment)
     directory = workspace_dir(job)
+    too_long = paths.too_long(project.output_dir, directory.parts)
+    if too_long:
+        part, why = too_long
+        raise job.error(why, *{0: ("tenant_id",), 1: ("environment",)}.get(part, ()), cls=ForbiddenPathError)
     if asset is _FROM_JOB:
         asset = job._resolve_asset()
     warnings: list[InputError] = []
@@ -249,23 +255,12 @@ class Prepared:
         header = HEADER.format(self.workspace.job.relative_path.replace("\n", " "))
         files = {name: hcl.format_hcl(f"{header}\n\n{text}") for name, text in texts.items()}
         variables = self.workspace.variables
-        if self.tfvars_format == "json":
-            files["terraform.tfvars.json"] = hcl.dumps_json(_json_escape(variables))
+        if self.tfvars_format == "json":  # Terraform reads JSON tfvars strings literally: no `$${` escaping
+            files["terraform.tfvars.json"] = hcl.dumps_json(variables)
         else:
             files["terraform.tfvars"] = hcl.format_hcl(f"{header}\n\n{hcl.attributes(variables)}")
         self.workspace.files = dict(sorted(files.items()))
         return self.workspace
-
-
-def _json_escape(value: Any) -> Any:
-    """Terraform evaluates `${` and `%{` in .tfvars.json strings too; escape them the same way."""
-    if isinstance(value, str):
-        return value.replace("${", "$${").replace("%{", "%%{")
-    if isinstance(value, dict):
-        return {k: _json_escape(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_escape(v) for v in value]
-    return value
 
 
 def _backend(job: JobConfig, settings: Settings, directory: PurePosixPath, region: str) -> dict[str, Any]:
@@ -285,12 +280,12 @@ def _backend(job: JobConfig, settings: Settings, directory: PurePosixPath, regio
     names = {"tenant_id": directory.parts[0], "environment": directory.parts[1], "job_name": directory.parts[2]}
     field = "key" if cloud == "aws" else "prefix"
     try:
-        conf[field] = str(conf[field]).format_map(names)
-    except (KeyError, ValueError, IndexError) as exc:
+        conf[field] = substitute(str(conf[field]), names)
+    except KeyError as exc:
         raise job.error(
-            f"backend {field} template {conf[field]!r} is invalid ({exc}); placeholders: {{tenant_id}}, "
+            f"unknown placeholder {exc.args[0]} in the backend {field}; allowed placeholders: {{tenant_id}}, "
             "{environment}, {job_name}",
-            "infrastructure", "terraform", "backend",
+            "infrastructure", "terraform", "backend", *((field,) if field in override else ()),
         ) from None
     if cloud == "aws":
         ordered = {"bucket": conf["bucket"], "key": conf["key"], "region": conf.get("region") or region,
@@ -326,11 +321,7 @@ def _context(job, settings, project, directory, runtime, refs, schedule, variabl
         ))
     names = {"tenant_id": directory.parts[0], "environment": directory.parts[1], "job_name": directory.parts[2],
              "job_path": job.relative_path}
-    try:
-        command = [part.format_map(names) for part in settings.command]
-    except (KeyError, ValueError) as exc:
-        raise InputError(f"invalid placeholder {exc} in command; allowed: " + ", ".join(names),
-                         path=project.display_path, key="command") from None
+    command = [substitute(part, names) for part in settings.command]  # placeholders checked in settings
 
     module = None
     if tf.module_path:

@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 import copy
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from dativo_ingest.config import Str
 from dativo_ingest.project import DEFAULT_JOBS, DEFAULT_OUTPUT_DIR
+from dativo_ingest.values import ScriptSafe, placeholders
+
+WORKSPACE_NAMES = ("tenant_id", "environment", "job_name")
 
 
 class Strict(BaseModel):
@@ -18,7 +21,7 @@ class Strict(BaseModel):
 
 class S3Backend(Strict):
     bucket: Optional[str] = None
-    key: str = "{tenant_id}/{environment}/{job_name}/terraform.tfstate"
+    key: Annotated[str, placeholders(*WORKSPACE_NAMES)] = "{tenant_id}/{environment}/{job_name}/terraform.tfstate"
     region: Optional[str] = None
     encrypt: bool = True
     use_lockfile: bool = True
@@ -27,13 +30,13 @@ class S3Backend(Strict):
 
 class GcsBackend(Strict):
     bucket: Optional[str] = None
-    prefix: str = "{tenant_id}/{environment}/{job_name}"
+    prefix: Annotated[str, placeholders(*WORKSPACE_NAMES)] = "{tenant_id}/{environment}/{job_name}"
 
 
 class AwsSettings(Strict):
     region: str = "us-east-1"
     provider_version: str = "~> 6.0"
-    image: Optional[str] = None  # overrides `image` on AWS (Lambda needs an ECR image)
+    image: Optional[ScriptSafe] = None  # overrides `image` on AWS (Lambda needs an ECR image)
     log_retention_days: int = 30
     backend: S3Backend = S3Backend()
 
@@ -43,7 +46,7 @@ class GcpSettings(Strict):
     region: str = "us-central1"
     zone: Optional[str] = None  # default: <region>-a
     provider_version: str = "~> 7.0"
-    image: Optional[str] = None
+    image: Optional[ScriptSafe] = None
     backend: GcsBackend = GcsBackend()
 
 
@@ -64,14 +67,17 @@ class Settings(Strict):
     jobs: list[str] = list(DEFAULT_JOBS)
     output_dir: str = DEFAULT_OUTPUT_DIR
     tfvars_format: Literal["hcl", "json"] = "hcl"
-    image: str = "ghcr.io/dativo-io/dativo-ingest:latest"
-    command: list[str] = Field(default_factory=lambda: list(DEFAULT_COMMAND))
+    image: ScriptSafe = "ghcr.io/dativo-io/dativo-ingest:latest"
+    command: list[Annotated[ScriptSafe, placeholders(*WORKSPACE_NAMES, "job_path")]] = Field(default_factory=lambda: list(DEFAULT_COMMAND))
     terraform_version: str = ">= 1.10"
     aws: AwsSettings = AwsSettings()
     gcp: GcpSettings = GcpSettings()
     kubernetes: KubernetesSettings = KubernetesSettings()
     tags: TagSettings = TagSettings()
     environments: dict[str, dict[str, Any]] = {}
+    # folders outside the project root that inputs (asset, connector and module paths) and output_dir may
+    # point into: relative to the project root or absolute (e.g. modules above the root of a monorepo)
+    allow_outside_project: list[str] = []
 
 
 def deep_merge(base: dict, override: dict) -> dict:

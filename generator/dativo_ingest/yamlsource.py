@@ -6,6 +6,7 @@ again to find the line of the offending key.
 
 from __future__ import annotations
 
+import stat
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
@@ -15,14 +16,125 @@ import yaml
 from dativo_ingest.errors import InputError
 
 try:
-    from yaml import CSafeLoader as SafeLoader
+    from yaml import CSafeLoader as _BaseLoader
 except ImportError:  # pragma: no cover - depends on how PyYAML was built
-    from yaml import SafeLoader  # type: ignore[assignment]
+    from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
+
+# Bounded work for any input (README, "Safety"): a YAML file is at most MAX_FILE_BYTES, and a document
+# holds at most MAX_NODES nodes once its aliases are expanded (a "billion laughs" file expands to 10^9).
+MAX_FILE_BYTES = 1024 * 1024
+MAX_NODES = 10_000
+
+
+class SafeLoader(_BaseLoader):  # type: ignore[misc, valid-type]
+    """The safe (C) loader, refusing duplicate keys, integers Python cannot parse, and alias bombs."""
+
+    check_aliases = False  # set per document by `parse`: only documents with an anchor can expand
+
+    def get_single_data(self):  # type: ignore[no-untyped-def]
+        node = self.get_single_node()
+        if node is None:
+            return None
+        if self.check_aliases:
+            _check_expansion(node)
+        self._check_duplicates(node)
+        return self.construct_document(node)
+
+    def _check_duplicates(self, root: yaml.Node) -> None:
+        """Refuse a mapping that repeats a key (PyYAML keeps the last one silently), checked on the composed
+        document before merge keys (`<<: *base`, which override on purpose) are flattened into it."""
+        scalar, text, merge = yaml.ScalarNode, "tag:yaml.org,2002:str", "tag:yaml.org,2002:merge"
+        seen_nodes: set[int] = set()
+        stack = [root]
+        while stack:
+            node = stack.pop()
+            if id(node) in seen_nodes:
+                continue
+            seen_nodes.add(id(node))
+            if isinstance(node, yaml.SequenceNode):
+                stack.extend(child for child in node.value if not isinstance(child, scalar))
+            elif isinstance(node, yaml.MappingNode):
+                keys: dict[Any, yaml.Node] = {}
+                for key_node, value_node in node.value:
+                    if not isinstance(value_node, scalar):
+                        stack.append(value_node)
+                    if not isinstance(key_node, scalar):
+                        stack.append(key_node)
+                        continue
+                    if key_node.tag == merge:
+                        continue
+                    # a plain string key is itself; others (1, 01, true, null) by their value
+                    key = key_node.value if key_node.tag == text else self.construct_object(key_node)
+                    try:
+                        first = keys.setdefault(key, key_node)
+                    except TypeError:
+                        continue  # unhashable: PyYAML reports it
+                    if first is not key_node:
+                        raise yaml.constructor.ConstructorError(
+                            None, None, f"duplicate key {key!r} (first on line {first.start_mark.line + 1}); "
+                            "each key may appear once in a mapping", key_node.start_mark)
+
+    def construct_yaml_int(self, node):  # type: ignore[no-untyped-def]
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"integer {node.value[:20]}... is too large; allowed: integers of at most "
+                "19 digits (signed 64-bit)", node.start_mark) from None
+
+
+SafeLoader.add_constructor("tag:yaml.org,2002:int", SafeLoader.construct_yaml_int)
+
+
+def _check_expansion(root: yaml.Node) -> None:
+    """Refuse a document whose alias-expanded node count passes MAX_NODES, at the deepest key that does.
+    Sizes are memoised per node, so this is linear in the document, not in its expansion."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node) -> int:
+        known = sizes.get(id(node))
+        if known is not None:
+            return known
+        sizes[id(node)] = 1  # a recursive alias counts once
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            total += sum(size(child) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            total += sum(size(k) + size(v) for k, v in node.value)
+        sizes[id(node)] = total
+        return total
+
+    if size(root) <= MAX_NODES:
+        return
+    node, mark = root, root.start_mark
+    while True:
+        children = (node.value if isinstance(node, yaml.SequenceNode)
+                    else [v for _, v in node.value] if isinstance(node, yaml.MappingNode) else [])
+        keys = [k for k, _ in node.value] if isinstance(node, yaml.MappingNode) else children
+        # the largest child, the last of equals: an alias comes after its anchor, so this is where it is used
+        biggest = max(range(len(children)), key=lambda i: (size(children[i]), i), default=None)
+        if biggest is None or size(children[biggest]) <= MAX_NODES:
+            break
+        if children[biggest].start_mark.index < node.start_mark.index:
+            break  # an alias back to an anchor written earlier: the expansion happens here
+        node, mark = children[biggest], keys[biggest].start_mark
+    raise yaml.constructor.ConstructorError(
+        None, None, f"the document expands to more than {MAX_NODES} values through aliases (*name); "
+        f"allowed: at most {MAX_NODES} values after expanding aliases", mark)
 
 
 def read_text(path: Path) -> str:
+    """The UTF-8 text of a regular file of at most MAX_FILE_BYTES (a FIFO would block; a huge file is not YAML
+    anyone wrote by hand)."""
     try:
-        return path.read_text(encoding="utf-8")
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise InputError("not a regular file; allowed: regular files (or symlinks to them)", path=path)
+        with path.open("rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:
+            raise InputError(f"the file is larger than {MAX_FILE_BYTES} bytes; allowed: at most "
+                             f"{MAX_FILE_BYTES} bytes (1 MiB)", path=path)
+        return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     except FileNotFoundError:
         raise InputError("file not found", path=path) from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -31,8 +143,10 @@ def read_text(path: Path) -> str:
 
 def parse(text: str, path: Path | str) -> Any:
     """Parse YAML text, turning syntax errors into an InputError with the line."""
+    loader = SafeLoader(text)
+    loader.check_aliases = "&" in text
     try:
-        return yaml.load(text, Loader=SafeLoader)  # noqa: S506 - a safe loader
+        return loader.get_single_data()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -40,6 +154,10 @@ def parse(text: str, path: Path | str) -> Any:
         raise InputError(f"invalid YAML: {problem}", path=path, line=line) from None
     except yaml.YAMLError as exc:
         raise InputError(f"invalid YAML: {exc}", path=path) from None
+    except RecursionError:
+        raise InputError("invalid YAML: the document is nested too deeply", path=path) from None
+    finally:
+        loader.dispose()
 
 
 def load_mapping(path: Path) -> tuple[dict, str]:
