@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import copy
-from typing import Any, Literal, Optional
+from datetime import date
+from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -57,6 +58,16 @@ class TagSettings(Strict):
     required: list[str] = []
 
 
+class PriceOverride(Strict):
+    """A `prices:` entry: extends or overrides a shipped price (see dativo_ingest.cost)."""
+
+    unit: Optional[str] = None
+    currency: Literal["USD"] = "USD"
+    effective: Optional[date] = None
+    source: Optional[str] = None
+    regions: dict[str, Annotated[float, Field(ge=0)]] = Field(min_length=1)
+
+
 DEFAULT_COMMAND = ["run", "--config", "{job_path}", "--mode", "self_hosted"]
 
 
@@ -71,6 +82,8 @@ class Settings(Strict):
     gcp: GcpSettings = GcpSettings()
     kubernetes: KubernetesSettings = KubernetesSettings()
     tags: TagSettings = TagSettings()
+    prices: dict[str, PriceOverride] = {}
+    budgets: dict[Str, Annotated[float, Field(ge=0)]] = {}  # cost center -> USD per month
     environments: dict[str, dict[str, Any]] = {}
 
 
