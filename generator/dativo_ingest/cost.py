@@ -317,9 +317,9 @@ def estimate(job: JobConfig, project: ProjectSettings, asset: AssetDefinition | 
         upper_bound = False
         if runtime.timeout_seconds is not None and duration > runtime.timeout_seconds:
             raise job.error(
-                f"{expected:g} minutes is longer than timeout_seconds {runtime.timeout_seconds} "
+                f"{expected:g} minutes{where[1]} is longer than timeout_seconds {runtime.timeout_seconds} "
                 f"({runtime.timeout_seconds / 60:g} minutes), which stops the run; allowed: at most the timeout",
-                *where)
+                *where[0])
     elif runtime.timeout_seconds is not None:
         duration, upper_bound = float(runtime.timeout_seconds), True
     else:
@@ -347,11 +347,15 @@ def estimate(job: JobConfig, project: ProjectSettings, asset: AssetDefinition | 
     return estimate
 
 
-def _expected_minutes(job: JobConfig, asset: AssetDefinition | None) -> tuple[float | None, tuple[str, ...]]:
-    for block in (job.finops, asset.finops if asset else None):
-        if block is not None and block.expected_runtime_minutes is not None:
-            return block.expected_runtime_minutes, ("finops", "expected_runtime_minutes")
-    return None, ()
+def _expected_minutes(job: JobConfig, asset: AssetDefinition | None) -> tuple[float | None, tuple[tuple, str]]:
+    """The expected runtime (the job's, else its asset's) and where an error about it points."""
+    if job.finops is not None and job.finops.expected_runtime_minutes is not None:
+        return job.finops.expected_runtime_minutes, (("finops", "expected_runtime_minutes"), "")
+    if asset is not None and asset.finops is not None and asset.finops.expected_runtime_minutes is not None:
+        return asset.finops.expected_runtime_minutes, (
+            ("infrastructure", "runtime_environment", "timeout_seconds"),
+            f" (finops.expected_runtime_minutes of the asset {asset.path.name})")
+    return None, ((), "")
 
 
 # (item, quantity, unit, price key, always on) per compute type, for a run of `seconds`
