@@ -4,6 +4,7 @@ of tricky schedules, the price file, `prices:` overrides, unknown regions, budge
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 import json
 import re
 
@@ -407,13 +408,17 @@ def test_table_and_markdown_show_each_job_a_subtotal_per_cost_center_and_the_tot
     for e in estimates:
         row = next(line for line in lines if f" {e.workspace} " in line)
         assert row.startswith(e.cost_center) and row.rstrip().endswith(format_usd(e.monthly_usd, e.upper_bound))
+    for group in roll_up(estimates, budgets=ProjectSettings.load(EXAMPLES / "dativo-tf.yaml").base.budgets):
+        subtotal = next(line for line in lines if line.startswith(group.key) and " subtotal " in line)
+        if group.budget_usd is not None:
+            assert subtotal.endswith(format_usd(group.budget_usd))
     groups = roll_up(estimates, budgets=ProjectSettings.load(EXAMPLES / "dativo-tf.yaml").base.budgets)
     subtotals = [line for line in lines if " subtotal " in line]
     assert [line.split()[0] for line in subtotals] == [g.key for g in groups]
     assert next(line for line in lines if line.startswith("TOTAL"))
     markdown = run(["cost", "--format", "markdown"], examples_copy, monkeypatch).stdout
-    assert markdown.startswith("| COST CENTER | JOB | COMPUTE | REGION | RUNS/MONTH | PER RUN | ALWAYS ON | MONTHLY |\n"
-                               "|---|---|---|---|---:|---:|---:|---:|\n")
+    assert markdown.startswith("| COST CENTER | JOB | COMPUTE | REGION | RUNS/MONTH | PER RUN | ALWAYS ON | MONTHLY "
+                               "| BUDGET |\n|---|---|---|---|---:|---:|---:|---:|---:|\n")
     assert sum(1 for line in markdown.splitlines() if line.startswith("| ")) == 1 + len(estimates) + len(groups) + 1
 
 
@@ -425,7 +430,8 @@ def test_budgets_check_exits_1_when_a_cost_center_is_over(examples_copy, monkeyp
     over = run(["cost", "--check"], examples_copy, monkeypatch)
     assert over.exit_code == 1
     assert re.search(r"over budget: CostCenter WEB-100: [\d,.]+ USD/month estimated, budget 1\.00", over.stderr)
-    assert "(budget $1.00)" in over.stdout
+    subtotal = next(line for line in over.stdout.splitlines() if line.startswith("WEB-100") and " subtotal " in line)
+    assert subtotal.endswith("$1.00 OVER")
     assert run(["cost"], examples_copy, monkeypatch).exit_code == 0  # only --check fails
 
 
@@ -488,3 +494,16 @@ def test_the_dagster_asset_carries_the_monthly_estimate():
 ])
 def test_format_usd(value, upper, text):
     assert format_usd(value, upper) == text
+
+
+def test_the_readme_shows_what_cost_prints_on_the_examples_and_every_shipped_price(examples_copy, monkeypatch):
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Cost\n"):]
+    shown = section[section.index("```text\n") + len("```text\n"):section.index("\n```\n")]
+    assert shown + "\n" == run(["cost"], examples_copy, monkeypatch).stdout
+    for key, price in shipped_prices().items():
+        row = next(line for line in section.splitlines() if line.startswith(f"| `{key}` |"))
+        plain = [format(Decimal(repr(value)), "f") for value in price.regions.values()]
+        assert price.source in row and all(f" {value} " in row for value in plain), row

@@ -7,7 +7,7 @@ from dativo_ingest.cost import CURRENCY, Estimate, Group, format_usd
 
 GROUP_TITLES = {"cost_center": "COST CENTER", "project": "PROJECT", "tenant": "TENANT", "environment": "ENVIRONMENT"}
 COLUMNS = ("JOB", "COMPUTE", "REGION", "RUNS/MONTH", "PER RUN", "ALWAYS ON", "MONTHLY")
-RIGHT = {"RUNS/MONTH", "PER RUN", "ALWAYS ON", "MONTHLY"}
+RIGHT = {"RUNS/MONTH", "PER RUN", "ALWAYS ON", "MONTHLY", "BUDGET"}
 UPPER_BOUND_NOTE = "≤: upper bound (a run lasts timeout_seconds; set finops.expected_runtime_minutes)"
 
 
@@ -19,30 +19,35 @@ def _total(groups: list[Group]) -> tuple[float, bool, int]:
     return (sum(g.monthly_usd for g in groups), any(g.upper_bound for g in groups), sum(g.unknown for g in groups))
 
 
-def _group_total(monthly: float, upper: bool, unknown: int, budget: float | None = None) -> str:
+def _group_total(monthly: float, upper: bool, unknown: int) -> str:
     text = format_usd(monthly, upper)
-    if unknown:
-        text += f" + {unknown} unknown"
-    if budget is not None:
-        text += f" (budget {format_usd(budget)})"
-    return text
+    return f"{text} + {unknown} unknown" if unknown else text
+
+
+def _budget(group: Group) -> str:
+    if group.budget_usd is None:
+        return ""
+    return format_usd(group.budget_usd) + (" OVER" if group.over_budget else "")
 
 
 def rows(groups: list[Group], by: str) -> list[tuple[str, ...]]:
-    """Header, one row per job, a subtotal per group (unless per job) and the total."""
+    """Header, one row per job, a subtotal per group (unless per job) and the total. A BUDGET column when a
+    group has a budget."""
     grouped = by != "job"
-    out: list[tuple[str, ...]] = [((GROUP_TITLES[by],) if grouped else ()) + COLUMNS]
+    budgets = any(g.budget_usd is not None for g in groups)
+    out: list[tuple[str, ...]] = [((GROUP_TITLES[by],) if grouped else ()) + COLUMNS + (("BUDGET",) if budgets else ())]
     for group in groups:
         for e in group.estimates:
             cells = (e.workspace, e.compute_type, e.region, _runs(e), format_usd(e.per_run_usd, e.upper_bound),
                      format_usd(e.always_on_usd), format_usd(e.monthly_usd, e.upper_bound))
-            out.append(((group.key,) if grouped else ()) + cells)
+            out.append(((group.key,) if grouped else ()) + cells + (("",) if budgets else ()))
         if grouped:
-            total = _group_total(group.monthly_usd, group.upper_bound, group.unknown, group.budget_usd)
-            out.append((group.key, "subtotal", "", "", "", "", "", total))
+            total = _group_total(group.monthly_usd, group.upper_bound, group.unknown)
+            out.append((group.key, "subtotal", "", "", "", "", "", total) + ((_budget(group),) if budgets else ()))
     monthly, upper, unknown = _total(groups)
     out.append((("TOTAL",) if grouped else ()) + ("" if grouped else "TOTAL", "", "", "", "", "",
-                                                      _group_total(monthly, upper, unknown)))
+                                                      _group_total(monthly, upper, unknown))
+               + (("",) if budgets else ()))
     return out
 
 
