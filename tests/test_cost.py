@@ -446,6 +446,15 @@ def test_bad_budgets_exit_2(examples_copy, monkeypatch, bad, message):
     assert result.exit_code == 2 and message in result.stderr and result.stdout == ""
 
 
+def test_budgets_per_environment_are_refused(examples_copy, monkeypatch):
+    settings = examples_copy / "dativo-tf.yaml"
+    settings.write_text(settings.read_text().replace("  production:\n", "  production:\n    budgets: {WEB-100: 1}\n"))
+    result = run(["cost"], examples_copy, monkeypatch)
+    assert result.exit_code == 2
+    assert re.search(r"dativo-tf\.yaml:\d+: environments\.production\.budgets: budgets apply to the whole project",
+                     result.stderr), result.stderr
+
+
 def test_an_invalid_job_exits_2_and_prints_no_estimate(examples_copy, monkeypatch):
     job = examples_copy / "jobs/acme/orders_ecs.yaml"
     job.write_text(job.read_text().replace("  project: order-analytics\n",

@@ -300,6 +300,7 @@ def new_job_command(ctx: Context, name: str, **answers: str) -> None:
 def cost(ctx: Context, paths: tuple[str, ...], config: str | None, fmt: str, by: str, check: bool) -> None:
     """Estimate each job's monthly cost from shipped list prices (offline), rolled up by cost center."""
     from dativo_ingest.config import JobConfig
+    from dativo_ingest.cost import budgets as project_budgets
     from dativo_ingest.cost import estimate, price_table, roll_up
     from dativo_ingest.costreport import render
     from dativo_ingest.discovery import find_jobs
@@ -310,7 +311,7 @@ def cost(ctx: Context, paths: tuple[str, ...], config: str | None, fmt: str, by:
     estimates, skipped = [], 0
     try:
         project = _project(config)
-        budgets = project.base.budgets
+        budgets = project_budgets(project)
         job_paths = find_jobs(project, paths)
     except DativoTfError as exc:
         _fail(ctx, exc)

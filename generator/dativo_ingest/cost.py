@@ -124,7 +124,29 @@ def price_table(project: ProjectSettings, environment: str | None = None) -> dic
     return table
 
 
+def budgets(project: ProjectSettings) -> dict[str, float]:
+    """`budgets:` of dativo-tf.yaml: USD per month per cost center, for the whole project (top level only)."""
+    from dativo_ingest.yamlsource import line_of
+
+    for env, section in project.base.environments.items():
+        if "budgets" in section:
+            raise InputError("budgets apply to the whole project; set them at the top level, not per environment",
+                             path=project.display_path, line=line_of(project.text, ["environments", env, "budgets"]),
+                             key=f"environments.{env}.budgets")
+    return dict(project.base.budgets)
+
+
 # --- runs per month -----------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _calendar() -> tuple[tuple[int, int, int], ...]:
+    """(month, day of month, day of week with 0 = Sunday) of every day of the cycle."""
+    day, one, out = CYCLE_START, dt.timedelta(days=1), []
+    for _ in range(CYCLE_DAYS):
+        out.append((day.month, day.day, day.isoweekday() % 7))
+        day += one
+    return tuple(out)
 
 
 @lru_cache(maxsize=64)
@@ -142,7 +164,8 @@ def _dst_days(zone: str) -> frozenset[int]:
     return frozenset(days)
 
 
-def _exists(day: dt.date, hour: int, minute: int, tz: ZoneInfo) -> bool:
+def _exists(index: int, hour: int, minute: int, tz: ZoneInfo) -> bool:
+    day = CYCLE_START + dt.timedelta(days=index)
     local = dt.datetime(day.year, day.month, day.day, hour, minute)
     there_and_back = local.replace(tzinfo=tz).astimezone(dt.timezone.utc).astimezone(tz).replace(tzinfo=None)
     return there_and_back == local
@@ -152,20 +175,15 @@ def _exists(day: dt.date, hour: int, minute: int, tz: ZoneInfo) -> bool:
 def runs_per_month(expression: str, zone: str = "UTC") -> float:
     """Average runs per month of a cron schedule in an IANA time zone (method: see the module docstring)."""
     (minutes, hours, doms, months, dows), dom_restricted, dow_restricted = cron.expand(expression)
-    tz = ZoneInfo(zone)
-    transitions = _dst_days(zone) if zone not in ("UTC", "Etc/UTC") else frozenset()
+    either = dom_restricted and dow_restricted  # standard cron: then a day matches either field
+    days = [index for index, (month, dom, dow) in enumerate(_calendar()) if month in months
+            and ((dom in doms or dow in dows) if either else (dom in doms and dow in dows))]
     per_day = len(minutes) * len(hours)
-    total = 0
-    day = CYCLE_START
-    for index in range(CYCLE_DAYS):
-        if day.month in months:
-            dom_ok, dow_ok = day.day in doms, (day.isoweekday() % 7) in dows
-            if (dom_ok or dow_ok) if (dom_restricted and dow_restricted) else (dom_ok and dow_ok):
-                if index in transitions:
-                    total += sum(_exists(day, h, m, tz) for h in hours for m in minutes)
-                else:
-                    total += per_day
-        day += dt.timedelta(days=1)
+    total = per_day * len(days)
+    if zone not in ("UTC", "Etc/UTC"):
+        tz = ZoneInfo(zone)
+        for index in _dst_days(zone).intersection(days):
+            total -= sum(not _exists(index, h, m, tz) for h in hours for m in minutes)
     return total / CYCLE_MONTHS
 
 
