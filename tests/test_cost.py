@@ -281,7 +281,8 @@ def test_the_shipped_prices_cover_every_compute_type_in_the_tested_regions():
                     "aws.ebs.gp3_gb_month", *(f"aws.ec2.{name}" for name, _, _ in compute.EC2_TYPES)):
             assert region in prices[key].regions, (key, region)
     for region in ("us-central1", "europe-west4"):
-        for key in ("gcp.cloud_run.vcpu_second", "gcp.cloud_run.memory_gib_second", "gcp.pd.balanced_gb_month"):
+        for key in ("gcp.cloud_run.vcpu_second", "gcp.cloud_run.memory_gib_second", "gcp.pd.balanced_gb_month",
+                    "gcp.gce.e2.vcpu_hour", "gcp.gce.e2.memory_gb_hour"):
             assert region in prices[key].regions, (key, region)
     for key in ("gcp.gce.e2.vcpu_hour", "gcp.gce.e2.memory_gb_hour", "gcp.gce.e2_custom.vcpu_hour",
                 "gcp.gce.e2_custom.memory_gb_hour", "gcp.gke_autopilot.vcpu_hour", "gcp.gke_autopilot.memory_gb_hour"):
@@ -389,6 +390,12 @@ def test_json_lists_every_job_and_rolls_them_up_by_cost_center(examples_copy, mo
     assert data["total_monthly_usd"] == pytest.approx(sum(g["monthly_usd"] for g in data["groups"]))
     ecs = next(j for j in data["jobs"] if j["workspace"] == "acme/production/orders_ecs")
     assert ecs["monthly_usd"] == pytest.approx(ecs["runs_per_month"] * ecs["per_run_usd"] + ecs["always_on_usd"])
+
+
+def test_paths_limit_the_estimate_to_those_jobs(examples_copy, monkeypatch):
+    result = run(["cost", "jobs/acme/orders_ecs.yaml", "--format", "json"], examples_copy, monkeypatch)
+    assert result.exit_code == 0, result.output
+    assert [j["workspace"] for j in json.loads(result.stdout)["jobs"]] == ["acme/production/orders_ecs"]
 
 
 def test_by_job_and_by_tag_roll_ups(examples_copy, monkeypatch):
