@@ -262,7 +262,7 @@ def test_every_shipped_price_has_unit_currency_date_source_and_regions():
     import yaml
     from importlib.resources import files
 
-    raw = yaml.safe_load(files("dativo_ingest.templates").joinpath("prices.yaml").read_text())["prices"]
+    raw = yaml.safe_load(files("dativo_ingest").joinpath("prices.yaml").read_text())["prices"]
     assert raw
     for key, entry in raw.items():
         assert set(entry) == {"unit", "currency", "effective", "source", "regions"}, key

@@ -28,7 +28,8 @@ that does not exist (skipped when clocks go forward) does not run, and a local t
 (clocks go back) runs once, as EventBridge Scheduler documents. An unscheduled job counts one run: the
 figure is "per manual run".
 
-Prices: templates/prices.yaml (shipped, each entry with unit, currency, date and source), overridden or
+Prices: dativo_ingest/prices.yaml (shipped package data, outside templates/ so that a price change does
+not invalidate the render cache; each entry with unit, currency, date and source), overridden or
 extended by `prices:` in dativo-tf.yaml. A price missing for the job's region makes its cost unknown, with
 a warning; it is never guessed.
 """
@@ -84,10 +85,10 @@ class Price:
 
 @lru_cache(maxsize=1)
 def shipped_prices() -> dict[str, Price]:
-    """The price file shipped in the package (templates/prices.yaml)."""
+    """The price file shipped in the package (dativo_ingest/prices.yaml)."""
     import yaml
 
-    data = yaml.safe_load(files("dativo_ingest.templates").joinpath("prices.yaml").read_text(encoding="utf-8"))
+    data = yaml.safe_load(files("dativo_ingest").joinpath("prices.yaml").read_text(encoding="utf-8"))
     return {
         key: Price(key, e["unit"], e["currency"], str(e["effective"]), e["source"],
                    {region: float(value) for region, value in e["regions"].items()})
