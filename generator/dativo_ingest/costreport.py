@@ -12,7 +12,7 @@ UPPER_BOUND_NOTE = "≤: upper bound (a run lasts timeout_seconds; set finops.ex
 
 
 def _runs(e: Estimate) -> str:
-    return f"{e.runs_per_month:,.2f}" if e.scheduled else "1 (manual)"
+    return f"{e.runs_per_month:,.2f}" if e.scheduled else "1 (per manual run)"
 
 
 def _total(groups: list[Group]) -> tuple[float, bool, int]:
