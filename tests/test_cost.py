@@ -236,6 +236,11 @@ def test_expected_runtime_minutes_is_validated(project, value):
     ("0 3 * * *", "Europe/Berlin", DAYS / MONTHS),
     # every 30 minutes: 02:00 and 02:30 are skipped once a year; the repeated hour runs once
     ("*/30 * * * *", "Europe/Berlin", (48 * DAYS - 2 * YEARS) / MONTHS),
+    # Lord Howe Island moves its clocks by 30 minutes (02:00 -> 02:30): 02:15 is skipped once a year, 02:45 never
+    ("15 2 * * *", "Australia/Lord_Howe", (DAYS - YEARS) / MONTHS),
+    ("45 2 * * *", "Australia/Lord_Howe", DAYS / MONTHS),
+    # 29 February: 97 leap years in the cycle
+    ("0 0 29 2 *", "UTC", 97 / MONTHS),
     # no daylight saving time in Tokyo
     ("30 2 * * *", "Asia/Tokyo", DAYS / MONTHS),
     ("0 9 * * MON-FRI", "UTC", 5 * WEEKS / MONTHS),
