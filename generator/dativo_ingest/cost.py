@@ -9,8 +9,8 @@ Cost per run, by compute type, for the job's region and its duration (see `durat
   ec2_instance  instance-hours of the instance type (per second, one minute minimum).
                 Always on: the gp3 root volume, GB-month (billed while the instance is stopped).
   cloud_run     Cloud Run jobs: vCPU-seconds + GiB-seconds of memory.
-  gce_instance  vCPU-hours + GB-hours of an E2 machine type (predefined or custom rates), or the
-                instance-hour price of `gcp.gce.machine.<type>` when one is set (one minute minimum).
+  gce_instance  vCPU-hours + GB-hours of an E2 machine type (predefined or custom rates); any other
+                machine type: the instance-hour price `gcp.gce.machine.<type>` (one minute minimum).
                 Always on: the pd-balanced boot disk, GB-month.
   gke_pod       GKE Autopilot general-purpose Pod requests: vCPU-hours + GB-hours. On a Standard cluster
                 the nodes are billed whether or not the pod runs; the Autopilot price is then the pod's
