@@ -242,6 +242,23 @@ def tags(ctx: Context, job: str, explain: bool, config: str | None) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in rows:
         click.echo("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3])
+    if job_config.infrastructure is not None:
+        _explain_cost(ctx, job_config, asset)
+
+
+def _explain_cost(ctx: Context, job_config, asset) -> None:
+    """The job's cost estimate after the `tags --explain` table: data on stdout, warnings on stderr."""
+    from dativo_ingest.cost import estimate
+    from dativo_ingest.errors import DativoTfError
+    from dativo_ingest.infrastructure_metadata import project_settings
+
+    try:
+        result = estimate(job_config, project_settings(job_config), asset)
+    except DativoTfError as exc:
+        _fail(ctx, exc)
+    click.echo(f"\nEstimated cost: {result.summary()}")
+    for warning in result.warnings:
+        click.echo(f"{result.job}: warning: {warning}", err=True)
 
 
 @main.command()
@@ -354,3 +371,63 @@ def changes(ctx: Context, base: str, config: str | None, out: str | None, fmt: s
     render = {"text": report_changes.render_text, "json": report_changes.render_json,
               "markdown": report_changes.render_markdown}.get(fmt)
     click.echo(render(report) if render else report_changes.render_matrix(report, chunk), nl=False)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--config", type=click.Path(), help="dativo-tf.yaml (default: found upwards from here).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]), default="table", show_default=True)
+@click.option("--by", type=click.Choice(["cost_center", "project", "tenant", "environment", "job"]),
+              default="cost_center", show_default=True, help="Roll the estimates up by this tag, or per job.")
+@click.option("--check", is_flag=True, help="Exit 1 when a cost center's estimate exceeds its budget (budgets:).")
+@click.pass_obj
+def cost(ctx: Context, paths: tuple[str, ...], config: str | None, fmt: str, by: str, check: bool) -> None:
+    """Estimate each job's monthly cost from shipped list prices (offline), rolled up by cost center."""
+    from dativo_ingest.config import JobConfig
+    from dativo_ingest.cost import budgets as project_budgets
+    from dativo_ingest.cost import estimate, price_table, roll_up
+    from dativo_ingest.costreport import render
+    from dativo_ingest.discovery import find_jobs
+    from dativo_ingest.errors import DativoTfError, InputErrors
+    from dativo_ingest.report import Report
+
+    report = Report(quiet=ctx.quiet)
+    estimates, skipped = [], 0
+    try:
+        project = _project(config)
+        budgets = project_budgets(project)
+        job_paths = find_jobs(project, paths)
+    except DativoTfError as exc:
+        _fail(ctx, exc)
+    tables: dict = {}
+    for path in job_paths:
+        try:
+            job = JobConfig.from_yaml(path, project_root=project.root)
+            if job.infrastructure is None:
+                skipped += 1
+                continue
+            if job.environment not in tables:
+                tables[job.environment] = price_table(project, job.environment)
+            estimates.append(estimate(job, project, prices=tables[job.environment]))
+        except InputErrors as exc:
+            for err in exc.errors:
+                report.error(err)
+        except DativoTfError as exc:
+            if exc.path is None:
+                exc.path = str(path)
+            report.error(exc)
+    if report.errors:
+        report.status(f"{len(report.errors)} error(s); no estimate")
+        sys.exit(report.return_code)
+    for e in estimates:
+        for warning in e.warnings:
+            report.warning(DativoTfError(warning, path=e.job))
+    groups = roll_up(estimates, by, budgets)
+    click.echo(render(groups, estimates, by, fmt), nl=False)
+    over = [g for g in groups if g.over_budget]
+    for group in over:
+        click.echo(f"over budget: CostCenter {group.key}: {group.monthly_usd:,.2f} USD/month estimated, "
+                   f"budget {group.budget_usd:,.2f}", err=True)
+    report.status(f"{len(estimates)} job(s) estimated, {skipped} without infrastructure, "
+                  f"{sum(g.unknown for g in groups)} with an unknown cost")
+    sys.exit(1 if check and over else 0)

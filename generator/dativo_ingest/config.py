@@ -111,6 +111,8 @@ class FinOps(OpenModel):
     project: Optional[Str] = None
     environment: Optional[Str] = None
     business_tags: StrList = []
+    # How long one run usually takes; the cost estimate uses it (else timeout_seconds, as an upper bound).
+    expected_runtime_minutes: Optional[float] = Field(default=None, gt=0, le=10080)
 
 
 class Team(OpenModel):

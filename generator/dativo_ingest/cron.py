@@ -96,3 +96,26 @@ def to_aws(expression: str) -> str:
             "AWS cron cannot restrict both day-of-month and day-of-week; set one of them to '*'"
         )
     return f"cron({minute} {hour} {dom} {month} {dow} *)"
+
+
+def expand(expression: str) -> tuple[list[set[int]], bool, bool]:
+    """The values each field matches: ([minutes, hours, days-of-month, months, days-of-week (0 = Sunday)],
+    day-of-month restricted, day-of-week restricted). When both day fields are restricted a day matches
+    either one (standard cron)."""
+    fields = parse(expression)
+    out: list[set[int]] = []
+    for index, field in enumerate(fields):
+        _, low, high = FIELDS[index]
+        values: set[int] = set()
+        for item in field.split(","):
+            base, _, step = item.partition("/")
+            if base == "*":
+                start, end = low, high
+            else:
+                bounds = [_number(part, index) for part in base.split("-")]
+                start, end = bounds[0], bounds[-1] if len(bounds) == 2 else (high if step else bounds[0])
+            values.update(range(start, end + 1, int(step) if step else 1))
+        if index == 4:
+            values = {v % 7 for v in values}
+        out.append(values)
+    return out, not fields[2].startswith("*"), not fields[4].startswith("*")

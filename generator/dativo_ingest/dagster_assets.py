@@ -172,6 +172,14 @@ def _job_asset(project: ProjectSettings, job: Any, workspace: Any) -> dg.AssetsD
                                        dg.TableColumn("source", "string")]),
     )
     job_path = job.path
+    metadata = {
+        "job_file": dg.MetadataValue.path(job.relative_path),
+        "workspace": dg.MetadataValue.path(str(workspace_path)),
+        "cloud_provider": infra.cloud_provider,
+        "compute_type": compute_type,
+        "tag_provenance": provenance,
+    }
+    metadata.update(_cost_metadata(project, job))
 
     @dg.asset(
         key=asset_key(job),
@@ -181,18 +189,23 @@ def _job_asset(project: ProjectSettings, job: Any, workspace: Any) -> dg.AssetsD
         tags=dagster_tags({k: t.value for k, t in workspace.tags.items()}),
         description=(f"Terraform workspace of {job.relative_path}: {compute_type} on {infra.cloud_provider.upper()}, "
                      f"rendered by dativo-tf into {relative(workspace_path, project.root)}"),
-        metadata={
-            "job_file": dg.MetadataValue.path(job.relative_path),
-            "workspace": dg.MetadataValue.path(str(workspace_path)),
-            "cloud_provider": infra.cloud_provider,
-            "compute_type": compute_type,
-            "tag_provenance": provenance,
-        },
+        metadata=metadata,
     )
     def _infrastructure(context: dg.AssetExecutionContext, terraform: TerraformResource) -> dg.Output:
         return materialize_workspace(context, terraform, project, job_path)
 
     return _infrastructure
+
+
+def _cost_metadata(project: ProjectSettings, job: Any) -> dict[str, Any]:
+    """`estimated_monthly_cost_usd` (absent when a price or the duration is unknown) and how it was reached."""
+    from dativo_ingest.cost import estimate
+
+    result = estimate(job, project)
+    out: dict[str, Any] = {"estimated_cost": result.summary()}
+    if result.monthly_usd is not None:
+        out["estimated_monthly_cost_usd"] = dg.MetadataValue.float(round(result.monthly_usd, 2))
+    return out
 
 
 def materialize_workspace(context: Any, terraform: TerraformResource, project: ProjectSettings,

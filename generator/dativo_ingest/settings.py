@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+from datetime import date
 from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -60,6 +61,16 @@ class TagSettings(Strict):
     required: list[str] = []
 
 
+class PriceOverride(Strict):
+    """A `prices:` entry: extends or overrides a shipped price (see dativo_ingest.cost)."""
+
+    unit: Optional[str] = None
+    currency: Literal["USD"] = "USD"
+    effective: Optional[date] = None
+    source: Optional[str] = None
+    regions: dict[str, Annotated[float, Field(ge=0)]] = Field(min_length=1)
+
+
 DEFAULT_COMMAND = ["run", "--config", "{job_path}", "--mode", "self_hosted"]
 
 
@@ -74,6 +85,8 @@ class Settings(Strict):
     gcp: GcpSettings = GcpSettings()
     kubernetes: KubernetesSettings = KubernetesSettings()
     tags: TagSettings = TagSettings()
+    prices: dict[str, PriceOverride] = {}
+    budgets: dict[Str, Annotated[float, Field(ge=0)]] = {}  # cost center -> USD per month
     environments: dict[str, dict[str, Any]] = {}
     # folders outside the project root that inputs (asset, connector and module paths) and output_dir may
     # point into: relative to the project root or absolute (e.g. modules above the root of a monorepo)
