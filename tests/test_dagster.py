@@ -77,7 +77,8 @@ def test_render_mode_writes_exactly_what_the_cli_writes(examples_copy):
     assert result.success
     written = snapshot(examples_copy / "workspaces")
     golden = snapshot(GOLDEN)
-    assert written == golden  # ownership records included
+    retired = "acme/production/orders_backfill/"  # a retired example: no job, so no asset
+    assert written == {k: v for k, v in golden.items() if not k.startswith(retired)}  # records included
     value = result.output_for_node("acme__production__orders_ecs")
     assert value == {}  # render mode runs no Terraform, so there are no outputs yet
     event = result.asset_materializations_for_node("acme__production__orders_ecs")[0]

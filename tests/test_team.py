@@ -352,3 +352,26 @@ def test_the_hook_runs_on_every_commit_and_catches(edit, repo, tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 1, proc.stdout + proc.stderr  # no YAML staged for the hand edit: runs anyway
     assert "workspaces/acme/production/hr_ec2" in proc.stdout
+
+
+def test_the_change_report_carries_the_cost_delta_and_shows_a_cost_center_move(repo, monkeypatch):
+    # orders_lambda takes its cost center from the asset; moving it to FIN-001 moves its cost, nothing else
+    job = repo / "jobs/acme/orders_lambda.yaml"
+    job.write_text(job.read_text().replace("asset_path: assets/orders.yaml",
+                                           "asset_path: assets/orders.yaml\nfinops:\n  cost_center: FIN-001"))
+    _replace(repo / "jobs/acme/orders_ecs.yaml", "memory_mb: 4096", "memory_mb: 8192")
+    data = json.loads(cli(repo, monkeypatch, "changes", "--format", "json").output)
+    by = {w["workspace"].removeprefix("workspaces/"): w for w in data["workspaces"]}
+    lam = by["acme/staging/orders_lambda"]
+    assert lam["tags_only"] and lam["cost"]["moved"]
+    assert lam["cost"]["cost_center_before"] == "SALES-042" and lam["cost"]["cost_center_after"] == "FIN-001"
+    assert lam["cost"]["before_usd"] == lam["cost"]["after_usd"] > 0
+    ecs = by["acme/production/orders_ecs"]["cost"]
+    assert ecs["after_usd"] > ecs["before_usd"]  # twice the memory
+    moved = lam["cost"]["after_usd"]
+    assert data["cost"]["monthly_delta_usd"] == pytest.approx(ecs["after_usd"] - ecs["before_usd"], abs=0.011)
+    assert data["cost"]["by_cost_center"]["FIN-001"] == pytest.approx(moved, abs=0.011)
+    text = cli(repo, monkeypatch, "changes", "--format", "markdown").output
+    top = text.splitlines()[3]
+    assert top.startswith("**Estimated cost:** +$") and "CostCenter FIN-001 +$" in top and "SALES-042 -$" in top
+    assert f"moves from CostCenter SALES-042 to FIN-001" in text

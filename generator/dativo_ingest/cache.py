@@ -10,6 +10,7 @@ environment value is ever recorded. The cache only ever skips work: the bytes on
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -95,6 +96,7 @@ def load(output_dir: Path, settings_path: Path | None) -> dict:
 def save(output_dir: Path, settings_path: Path | None, jobs: dict) -> None:
     """Write the cache atomically; a cache that cannot be written is only a slower next run."""
     path = cache_file(output_dir, settings_path)
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
@@ -102,7 +104,9 @@ def save(output_dir: Path, settings_path: Path | None, jobs: dict) -> None:
             json.dump({"generator": generator_digest(), "jobs": jobs}, handle, sort_keys=True)
         os.replace(tmp, path)
     except OSError:
-        pass
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
 
 
 def entry(job_inputs: dict[str, str], directory: str | None, files: dict[str, str], warnings: list) -> dict:

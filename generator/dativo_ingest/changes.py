@@ -59,6 +59,33 @@ class WorkspaceChange:
     compute: list[Diff] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)
+    cost: Cost | None = None
+
+
+@dataclass
+class Cost:
+    """Estimated monthly cost (USD) before and after, and the cost center each side is billed to.
+    None: not estimated (no job on that side is 0; unknown price or invalid input is None)."""
+
+    before_usd: float | None = None
+    after_usd: float | None = None
+    cost_center_before: str | None = None
+    cost_center_after: str | None = None
+    upper_bound: bool = False
+    unknown: bool = False  # a side could not be estimated
+
+    @property
+    def delta_usd(self) -> float | None:
+        if self.unknown:
+            return None
+        return (self.after_usd or 0.0) - (self.before_usd or 0.0)
+
+    @property
+    def moved(self) -> bool:
+        """Billed to another cost center, same amount: a move, not a change."""
+        return (not self.unknown and self.cost_center_before != self.cost_center_after
+                and self.before_usd is not None and self.after_usd is not None
+                and abs((self.after_usd or 0) - (self.before_usd or 0)) < 0.005)
 
 
 @dataclass
@@ -71,9 +98,43 @@ class ChangeReport:
     def summary(self) -> dict[str, int]:
         return {s: sum(1 for w in self.workspaces if w.status == s) for s in STATUSES}
 
+    def cost_deltas(self) -> tuple[float, dict[str, float], int]:
+        """(total monthly delta, delta per cost center, workspaces whose cost is unknown)."""
+        total, per_center, unknown = 0.0, {}, 0
+        for w in self.workspaces:
+            c = w.cost
+            if c is None or w.status == "unchanged":
+                continue
+            if c.unknown:
+                unknown += 1
+                continue
+            total += c.delta_usd or 0.0
+            if c.before_usd:
+                key = c.cost_center_before or "(none)"
+                per_center[key] = per_center.get(key, 0.0) - c.before_usd
+            if c.after_usd:
+                key = c.cost_center_after or "(none)"
+                per_center[key] = per_center.get(key, 0.0) + c.after_usd
+        return total, {k: v for k, v in sorted(per_center.items()) if abs(v) >= 0.005}, unknown
+
     def as_json(self) -> dict:
+        total, per_center, unknown = self.cost_deltas()
         return {"version": SCHEMA_VERSION, "base": self.base, "base_commit": self.base_commit,
-                "summary": self.summary, "workspaces": [asdict(w) for w in self.workspaces]}
+                "summary": self.summary,
+                "cost": {"monthly_delta_usd": round(total, 2), "unknown": unknown,
+                         "by_cost_center": {k: round(v, 2) for k, v in per_center.items()}},
+                "workspaces": [_workspace_json(w) for w in self.workspaces]}
+
+
+def _workspace_json(w: WorkspaceChange) -> dict:
+    data = asdict(w)
+    if w.cost is not None:
+        data["cost"]["delta_usd"] = None if w.cost.delta_usd is None else round(w.cost.delta_usd, 2)
+        data["cost"]["moved"] = w.cost.moved
+        for key in ("before_usd", "after_usd"):
+            if data["cost"][key] is not None:
+                data["cost"][key] = round(data["cost"][key], 2)
+    return data
 
 
 # --- git ----------------------------------------------------------------------------------------------
@@ -256,7 +317,7 @@ def build(project, base: str, output_dir: Path) -> ChangeReport:
     """Compare the generated tree at `base` with what the current inputs render."""
     from dativo_ingest.errors import InputErrors
     from dativo_ingest.pipeline import render_all
-    from dativo_ingest.writer import retired_main, settings_name
+    from dativo_ingest.writer import retired_main
 
     git = _Git(project.root)
     commit = git.commit(base)
@@ -281,7 +342,7 @@ def build(project, base: str, output_dir: Path) -> ChangeReport:
     if legacy and contents.get(legacy):
         for directory, entry in (json.loads(contents[legacy]).get("workspaces") or {}).items():
             if valid_directory(directory) and directory not in base_records and isinstance(entry, dict):
-                base_records[directory] = Record(str(entry.get("job", "")), settings_name(project.path), "active", {})
+                base_records[directory] = Record(str(entry.get("job", "")), None, "active", {})
 
     rendered = render_all(project)
     if rendered.errors:
@@ -344,9 +405,68 @@ def build(project, base: str, output_dir: Path) -> ChangeReport:
         changes.append(change)
 
     _find_renames(retired, changes, at_base, root_rel, project.root, base_files, current, shown)
+    _add_costs(changes, project, git, commit, root_rel, out_rel, base_records)
     order = {s: i for i, s in enumerate(STATUSES)}
     changes.sort(key=lambda c: (order[c.status], c.workspace))
     return ChangeReport(base, commit, changes)
+
+
+def _add_costs(changes: list[WorkspaceChange], project, git: _Git, commit: str, root_rel: str, out_rel: str,
+               base_records: dict[str, Record]) -> None:
+    """Monthly estimates now (working tree) and at the base ref (its project files, extracted from git)."""
+    import tempfile
+
+    todo = [c for c in changes if c.status != "unchanged"]
+    if not todo:
+        return
+    from dativo_ingest.config import JobConfig
+    from dativo_ingest.cost import estimate
+    from dativo_ingest.project import ProjectSettings
+
+    def estimated(job_path: Path, proj) -> tuple[float | None, str | None, bool, bool]:
+        try:
+            e = estimate(JobConfig.from_yaml(job_path, project_root=proj.root), proj)
+            return e.monthly_usd, e.cost_center, e.upper_bound, e.monthly_usd is None
+        except Exception:  # noqa: BLE001 - an estimate is advice: a side that cannot be estimated is unknown
+            return None, None, False, True
+
+    with tempfile.TemporaryDirectory(prefix="dativo-tf-base-") as tmp:
+        spec = [f"{root_rel}/" if root_rel else "."] + ([f":(exclude){out_rel}"] if out_rel else [])
+        archive = git.run("archive", "--format=tar", commit, "--", *spec, what="read the base inputs")
+        import io
+        import tarfile
+
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(tmp, filter="data")
+        base_root = Path(tmp) / root_rel if root_rel else Path(tmp)
+        settings = base_root / (project.path.name if project.path else "dativo-tf.yaml")
+        try:
+            base_project = ProjectSettings.load(settings if settings.is_file() else None, start=base_root)
+            base_project.root = base_root.resolve()
+        except Exception:  # noqa: BLE001
+            base_project = None
+        for c in todo:
+            cost = Cost()
+            if c.status != "retired":
+                cost.after_usd, cost.cost_center_after, bound, unknown = estimated(project.root / c.job, project)
+                cost.upper_bound |= bound
+                cost.unknown |= unknown
+            old_job = c.job if c.status != "renamed" else _old_job(c, base_records)
+            if c.status != "added" and old_job:
+                if base_project is None or not (base_root / old_job).is_file():
+                    cost.unknown = True
+                else:
+                    cost.before_usd, cost.cost_center_before, bound, unknown = estimated(base_root / old_job, base_project)
+                    cost.upper_bound |= bound
+                    cost.unknown |= unknown
+            c.cost = cost
+
+
+def _old_job(change: WorkspaceChange, base_records: dict[str, Record]) -> str | None:
+    for directory, record in base_records.items():
+        if change.renamed_from and change.renamed_from.endswith("/" + directory):
+            return record.job
+    return None
 
 
 def _same(a: Path, b: Path) -> bool:
@@ -464,9 +584,41 @@ def render_text(report: ChangeReport) -> str:
         for title, diffs in (("compute", c.compute), ("tag", c.tags), ("label", c.labels)):
             lines += [f"  {title} {d.key}: {_fmt(d.old)} -> {_fmt(d.new)}" for d in diffs]
         lines += [f"  $ {cmd}" for cmd in c.commands]
+        if c.cost is not None:
+            lines.append(f"  cost: {_cost_line(c.cost)}")
     s = report.summary
     lines.append(", ".join(f"{s[k]} {k}" for k in STATUSES) + f" (against {report.base})")
+    lines.append(f"cost: {_total_line(report)}")
     return "\n".join(lines) + "\n"
+
+
+def _usd(value: float | None, signed: bool = False) -> str:
+    from dativo_ingest.cost import format_usd
+
+    if value is None or not signed:
+        return format_usd(value)
+    return ("+" if value >= 0 else "-") + format_usd(abs(value))
+
+
+def _cost_line(cost: Cost) -> str:
+    bound = "at most " if cost.upper_bound else ""
+    if cost.unknown:
+        return f"{_usd(cost.before_usd)} -> {_usd(cost.after_usd)}/month (partly unknown)"
+    if cost.moved:
+        return (f"{bound}{_usd(cost.after_usd)}/month moves from CostCenter {cost.cost_center_before} to "
+                f"{cost.cost_center_after}")
+    return f"{bound}{_usd(cost.before_usd or 0.0)} -> {_usd(cost.after_usd or 0.0)}/month ({_usd(cost.delta_usd, True)})"
+
+
+def _total_line(report: ChangeReport) -> str:
+    """`+$41.20/month, CostCenter FIN-001 +$38.00, WEB-100 +$3.20`."""
+    total, per_center, unknown = report.cost_deltas()
+    text = f"{_usd(total, True)}/month"
+    if per_center:
+        text += ", CostCenter " + ", ".join(f"{k} {_usd(v, True)}" for k, v in per_center.items())
+    if unknown:
+        text += f" (+ {unknown} workspace(s) of unknown cost)"
+    return text
 
 
 def render_json(report: ChangeReport) -> str:
@@ -500,6 +652,8 @@ def _section(c: WorkspaceChange, detail: bool) -> str:
         if diffs:
             body += ["", f"| {title_} | old | new |", "|---|---|---|"]
             body += [f"| {_md(d.key)} | {_md(d.old)} | {_md(d.new)} |" for d in diffs]
+    if c.cost is not None:
+        body += [f"- cost: {_cost_line(c.cost)}"]
     if c.commands:
         body += ["", "Move the state instead of recreating:", "", "```sh", *c.commands, "```"]
     body += ["", "</details>", ""]
@@ -509,7 +663,8 @@ def _section(c: WorkspaceChange, detail: bool) -> str:
 def render_markdown(report: ChangeReport, limit: int = MARKDOWN_LIMIT) -> str:
     s = report.summary
     changed = [c for c in report.workspaces if c.status != "unchanged"]
-    head = [MARKER, f"### dativo-tf: {len(changed)} workspace(s) change against `{report.base}`", ""]
+    head = [MARKER, f"### dativo-tf: {len(changed)} workspace(s) change against `{report.base}`", "",
+            f"**Estimated cost:** {_total_line(report)}", ""]
     destroys = [c for c in changed if c.action == "destroy"]
     if destroys:
         head.append(f"> [!WARNING]\n> **{len(destroys)} workspace(s) retired: applying them destroys their resources.**")
@@ -538,9 +693,9 @@ def render_markdown(report: ChangeReport, limit: int = MARKDOWN_LIMIT) -> str:
     lines, budget = ["\n".join(head), "", "#### Changes\n"], limit - 400 - len("\n".join(head))
     for i, c in enumerate(changed):
         entry = _section(c, False)
-        if budget - len(entry) < 0:
+        if budget - len(entry) - 1 < 0:  # + 1: the newline that joins it
             lines.append(f"- ... and {len(changed) - i} more workspace(s)\n")
             break
-        budget -= len(entry)
+        budget -= len(entry) + 1
         lines.append(entry)
     return "\n".join(lines) + f"\n_{full_hint}_\n"

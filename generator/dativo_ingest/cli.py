@@ -71,7 +71,7 @@ def generate(ctx: Context, paths: tuple[str, ...], config: str | None, out: str 
     from dativo_ingest.errors import DativoTfError
     from dativo_ingest.pipeline import render_all
     from dativo_ingest.report import Report, WriteBack
-    from dativo_ingest.writer import apply, exclusive, plan, unified_diff
+    from dativo_ingest.writer import apply, exclusive, plan, shared, unified_diff
 
     mode = WriteBack.DIFF if diff else WriteBack.CHECK if check else WriteBack.YES
     report = Report(mode=mode, quiet=ctx.quiet, fail_on_change=fail_on_change)
@@ -93,10 +93,11 @@ def generate(ctx: Context, paths: tuple[str, ...], config: str | None, out: str 
     prefix = _prefix(output_dir, project.root)
     try:
         # a writing run creates the folder, then holds its lock from reading the records to writing them back
-        with exclusive(output_dir) if mode is WriteBack.YES else contextlib.nullcontext():
+        with exclusive(output_dir) if mode is WriteBack.YES else shared(output_dir):
             result = plan(rendered.workspaces, output_dir, project.root, job_paths=rendered.job_paths,
                           full_run=not paths, cached=rendered.cached, skipped=rendered.skipped,
-                          settings_path=project.path, prefix=prefix, keep_old=mode is WriteBack.DIFF,
+                          settings_path=project.path, record_base=project.output_dir, prefix=prefix,
+                          keep_old=mode is WriteBack.DIFF,
                           retire_all=retire_all)
             if mode is WriteBack.YES:
                 apply(result)

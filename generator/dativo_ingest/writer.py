@@ -63,6 +63,7 @@ class Plan:
     retired: list[tuple[str, str]] = field(default_factory=list)  # (folder, job)
     stale: list[str] = field(default_factory=list)  # temp files and journal of a run that was killed
     legacy_manifest: bool = False
+    journal: dict[str, list] = field(default_factory=dict)  # the journal of a run that was killed, if any
     record_shas: dict[str, str] = field(default_factory=dict)  # folder -> sha256 of its record after this run
 
     @property
@@ -86,14 +87,31 @@ def exclusive(output_dir: Path) -> Iterator[None]:
         output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"cannot create the output folder: {exc.strerror}", path=str(output_dir)) from None
+    with _flock(output_dir, exclusive_=True):
+        yield
+
+
+@contextmanager
+def shared(output_dir: Path) -> Iterator[None]:
+    """A shared lock for runs that only read (--check, --diff): they never see a half-written tree.
+    Creates nothing: without the folder there is nothing to lock."""
+    if not output_dir.is_dir():
+        yield
+        return
+    with _flock(output_dir, exclusive_=False):
+        yield
+
+
+@contextmanager
+def _flock(folder: Path, exclusive_: bool) -> Iterator[None]:
     try:
         import fcntl
     except ImportError:  # Windows
         yield
         return
-    fd = os.open(output_dir, os.O_RDONLY)
+    fd = os.open(folder, os.O_RDONLY)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        fcntl.flock(fd, fcntl.LOCK_EX if exclusive_ else fcntl.LOCK_SH)
         yield
     finally:
         os.close(fd)  # releases the lock
@@ -121,30 +139,48 @@ class _Ownership:
         return sha256(data) in self.shas.get(path, ())
 
 
-def settings_name(settings_path: Path | None) -> str:
-    return settings_path.name if settings_path else DEFAULT_SETTINGS_NAME
+def settings_id(settings_path: Path | None, project_root: Path, record_base: Path) -> str:
+    """How records name the settings file: relative to the configured output folder (never to `--out`), so
+    the bytes do not depend on where a run writes, and two projects sharing one output folder differ."""
+    settings = settings_path if settings_path else project_root / DEFAULT_SETTINGS_NAME
+    return Path(os.path.relpath(settings.resolve(), record_base.resolve())).as_posix()
+
+
+def _another_project(record: Record, mine: str, settings_path: Path | None, project_root: Path,
+                     record_base: Path) -> bool:
+    """A record names another settings file that exists: the output folder is shared with another project.
+    (A name that resolves to nothing is ours from before the output folder moved.)"""
+    if record.settings == mine or record.settings is None:
+        return False
+    other = (record_base / record.settings).resolve()
+    ours = (settings_path if settings_path else project_root / DEFAULT_SETTINGS_NAME).resolve()
+    return other != ours and other.is_file()
 
 
 def plan(workspaces: list[Output], output_dir: Path, project_root: Path, *, job_paths: list[Path],
          full_run: bool, cached: Iterable[CachedJob] = (), skipped: Iterable[Path] = (),
-         settings_path: Path | None = None, prefix: str = "", keep_old: bool = False,
-         retire_all: bool = False) -> Plan:
+         settings_path: Path | None = None, record_base: Path | None = None, prefix: str = "",
+         keep_old: bool = False, retire_all: bool = False) -> Plan:
     """Compare what the jobs render to what is on disk. Raises before anything is written.
 
-    `cached` jobs are up to date (see `cache.split`): their folders are not read. `keep_old` keeps the
-    old bytes of changed files (for a diff). `retire_all` allows retiring more than half the workspaces.
+    `cached` jobs are up to date (see `cache.split`): their folders are not read. `record_base`: the
+    configured output folder (default `output_dir`), which records name the settings file relative to.
+    `keep_old` keeps the old bytes of changed files (for a diff). `retire_all` allows retiring more than
+    half the workspaces.
     """
+    record_base = record_base or output_dir
     root = output_dir
     result = Plan(output_dir=output_dir, prefix=prefix)
     exists = root.is_dir()
     records = {d: r for d, (r, _) in scan(root, prefix).items()} if exists else {}
     journal = load_journal(root, prefix) if exists else {}
-    mine = settings_name(settings_path)
+    mine = settings_id(settings_path, project_root, record_base)
     legacy = load_legacy_manifest(root, prefix, mine) if exists else {}
     result.legacy_manifest = exists and (root / LEGACY_MANIFEST).is_file()
     legacy = {d: r for d, r in legacy.items() if d not in records}
     owned = _Ownership(records, journal, legacy)
-    others = sorted(d for d, r in records.items() if r.settings != mine)
+    others = sorted(d for d, r in records.items()
+                    if _another_project(r, mine, settings_path, project_root, record_base))
     if others:
         raise ForbiddenPathError(
             f"the output folder holds workspaces generated with another settings file "
@@ -153,6 +189,7 @@ def plan(workspaces: list[Output], output_dir: Path, project_root: Path, *, job_
         )
     if exists:
         result.stale = _stale_files(root, journal)
+    result.journal = journal
 
     run_jobs = {_job_key(p, project_root) for p in job_paths}
     produced: dict[str, str] = {}  # folder -> job
@@ -206,7 +243,7 @@ def plan(workspaces: list[Output], output_dir: Path, project_root: Path, *, job_
             "`jobs` globs, --config and the job files", path=prefix.rstrip("/") or str(output_dir),
         )
     for directory, record in to_retire:
-        _retire(result, root, directory, record, owned, keep_old)
+        _retire(result, root, directory, record, owned, keep_old, mine)
 
     # folders an interrupted run was creating for jobs that are gone: nothing records them
     for directory in sorted({p.rpartition("/")[0] for p in journal} - set(produced) - set(all_records)):
@@ -228,7 +265,8 @@ def _stale_files(root: Path, journal: dict[str, list]) -> list[str]:
     for folder in folders:
         path = root / folder if folder else root
         try:
-            names = [e.name for e in os.scandir(path) if e.name.startswith(TEMP_PREFIX)]
+            names = [e.name for e in os.scandir(path)  # only regular files: a link or folder is not ours
+                     if e.name.startswith(TEMP_PREFIX) and e.is_file(follow_symlinks=False)]
         except OSError:
             continue
         stale += [f"{folder}/{n}" if folder else n for n in sorted(names)]
@@ -275,7 +313,8 @@ def _sync_folder(result: Plan, root: Path, directory: str, want: dict[str, bytes
     return "changed" if changed else "unchanged"
 
 
-def _retire(result: Plan, root: Path, directory: str, record: Record, owned: _Ownership, keep_old: bool) -> None:
+def _retire(result: Plan, root: Path, directory: str, record: Record, owned: _Ownership, keep_old: bool,
+            settings: str) -> None:
     """The retired workspace: backend, providers, variables and tfvars as they are; a main.tf that declares
     no resources and says what to do; no outputs."""
     shown = f"{result.prefix}{directory}"
@@ -284,11 +323,15 @@ def _retire(result: Plan, root: Path, directory: str, record: Record, owned: _Ow
     files: dict[str, str] = {}
     for name in RETIRED_KEEPS:
         data = read_regular(root / directory / name, f"{shown}/{name}")
-        if data is not None and owned.known(f"{directory}/{name}"):
+        if data is None:
+            continue
+        if owned.ours(f"{directory}/{name}", data):
             files[name] = sha256(data)
+        elif name in record.files:  # edited by hand: kept, and still recorded with the bytes dativo-tf wrote,
+            files[name] = record.files[name]  # so `prune` keeps it too
     main = retired_main(record.job)
     files["main.tf"] = sha256(main)
-    new_record = Record(record.job, record.settings, "retired", files)
+    new_record = Record(record.job, settings, "retired", files)
     before = len(result.changes)
     _sync_folder(result, root, directory, {"main.tf": main, RECORD: new_record.dumps()}, owned, keep_old,
                  drop_unlisted=True, keep=[n for n in RETIRED_KEEPS if n in files])
@@ -308,36 +351,51 @@ def apply(result: Plan) -> None:
     if not result.has_changes:
         return
     root = result.output_dir
-    journal = {c.path: [sha256(c.old) if c.old else _current_sha(root, c.path), sha256(c.new) if c.new else None]
-               for c in result.pending}
+    # a killed run's entries are kept until a run completes: they are how its files are known to be ours
+    journal = {**result.journal, **{
+        c.path: [sha256(c.old) if c.old else _current_sha(root, c.path), sha256(c.new) if c.new else None]
+        for c in result.pending}}
     staged: list[tuple[Path, Path]] = []
+    created: list[Path] = []  # folders this run made, removed again when staging fails
     journal_written = False
     try:
-        if journal:
+        if journal != result.journal:
             _write_atomic(root / JOURNAL, dump_journal(journal), result.prefix + JOURNAL)
             journal_written = True
         for change in result.pending:
             if change.new is None:
                 continue
             directory, _, name = change.path.rpartition("/")
-            folder = _make_folders(root, directory, result.prefix)
+            folder = _make_folders(root, directory, result.prefix, created)
             staged.append((_stage(folder, change.new, result.prefix + change.path), folder / name))
     except BaseException:
         for tmp, _ in staged:
             _unlink_quietly(tmp)
-        if journal_written:
+        for folder in reversed(created):
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+        if journal_written and not result.journal:
             _unlink_quietly(root / JOURNAL)
         raise
-    # records last, so a folder is never recorded before its files are in place
-    for tmp, target in sorted(staged, key=lambda pair: pair[1].name == RECORD):
-        os.replace(tmp, target)
-    for change in result.pending:
-        if change.action == "remove":
-            target = root / change.path
-            current = read_regular(target, result.prefix + change.path)
-            if current is not None and (change.old is None or current == change.old):
-                target.unlink()
-            _remove_empty(target.parent, root)
+    shown = result.prefix.rstrip("/") or str(root)
+    try:
+        # records last, so a folder is never recorded before its files are in place
+        for tmp, target in sorted(staged, key=lambda pair: pair[1].name == RECORD):
+            shown = result.prefix + target.relative_to(root).as_posix()
+            os.replace(tmp, target)
+        for change in result.pending:
+            if change.action == "remove":
+                target = root / change.path
+                shown = result.prefix + change.path
+                current = read_regular(target, shown)
+                if current is not None and (change.old is None or current == change.old):
+                    target.unlink()
+                _remove_empty(target.parent, root)
+    except OSError as exc:  # the journal stays: the next run finishes what this one started
+        raise InputError(f"cannot write: {exc.strerror}; the run stopped half way: fix this, then run "
+                         "`dativo-tf generate` again to finish it", path=shown) from None
     for path in result.stale:
         if path != JOURNAL:
             _unlink_quietly(root / path)
@@ -351,7 +409,7 @@ def _current_sha(root: Path, path: str) -> str | None:
     return sha256(data) if data is not None else None
 
 
-def _make_folders(root: Path, directory: str, prefix: str) -> Path:
+def _make_folders(root: Path, directory: str, prefix: str, created: list[Path]) -> Path:
     current = root
     shown = prefix.rstrip("/")
     for part in directory.split("/"):
@@ -360,6 +418,7 @@ def _make_folders(root: Path, directory: str, prefix: str) -> Path:
         if not check_folder(current, shown):
             try:
                 current.mkdir()
+                created.append(current)
             except FileExistsError:
                 check_folder(current, shown)
             except OSError as exc:
@@ -386,7 +445,11 @@ def _stage(folder: Path, data: bytes, shown: str) -> Path:
 
 def _write_atomic(target: Path, data: bytes, shown: str) -> None:
     tmp = _stage(target.parent, data, shown)
-    os.replace(tmp, target)
+    try:
+        os.replace(tmp, target)
+    except OSError as exc:
+        _unlink_quietly(tmp)
+        raise InputError(f"cannot write: {exc.strerror}", path=shown) from None
 
 
 def _unlink_quietly(path: Path) -> None:
@@ -416,6 +479,7 @@ class PruneItem:
     remove: list[str]  # file names whose bytes match the record, plus the record
     kept: list[str]  # generated names edited by hand: left in place
     blocked: str | None = None  # why the folder is left alone entirely
+    prefix: str = ""  # the output folder as shown to users
 
 
 def plan_prune(output_dir: Path, prefix: str) -> list[PruneItem]:
@@ -438,8 +502,25 @@ def plan_prune(output_dir: Path, prefix: str) -> list[PruneItem]:
             if data is None:
                 continue
             (remove if sha256(data) == digest else kept).append(name)
-        items.append(PruneItem(directory, record.job, remove + [RECORD], kept))
+        items.append(PruneItem(directory, record.job, remove + [RECORD], kept, prefix=prefix))
+    for directory in _empty_folders(output_dir):  # a prune killed between its last deletion and rmdir
+        items.append(PruneItem(directory, "nothing: an interrupted prune left it empty", [], [], prefix=prefix))
     return items
+
+
+def _empty_folders(root: Path, depth: int = 3) -> list[str]:
+    """Empty folders at most `depth` levels below root (tenant, environment, workspace); symlinks skipped."""
+    found = []
+    with os.scandir(root) as entries:
+        folders = sorted(e.name for e in entries if e.is_dir(follow_symlinks=False) and not e.name.startswith("."))
+    for name in folders:
+        with os.scandir(root / name) as entries:
+            empty = next(entries, None) is None
+        if empty:
+            found.append(name)
+        elif depth > 1:
+            found += [f"{name}/{inner}" for inner in _empty_folders(root / name, depth - 1)]
+    return found
 
 
 def prune(output_dir: Path, items: list[PruneItem]) -> None:
@@ -452,7 +533,11 @@ def prune(output_dir: Path, items: list[PruneItem]) -> None:
             target = folder / name
             if name != RECORD and (target.is_symlink() or not target.is_file()):
                 continue
-            target.unlink(missing_ok=True)
+            try:
+                target.unlink(missing_ok=True)
+            except OSError as exc:  # the record goes last: the next prune finishes this folder
+                raise InputError(f"cannot delete: {exc.strerror}; fix this, then run `dativo-tf prune` again",
+                                 path=f"{item.prefix}{item.directory}/{name}") from None
         _remove_empty(folder, output_dir)
 
 
