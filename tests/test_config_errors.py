@@ -21,7 +21,7 @@ def test_unknown_infrastructure_key_suggests_the_nearest(tmp_path):
     (err,) = info.value.errors
     assert (err.line, err.key) == (4, "infrastructure.regoin")
     assert "did you mean 'region'?" in err.message and "cloud_provider" in err.message
-    assert str(err).startswith(f"{tmp_path / 'j.yaml'}:4: infrastructure.regoin: unknown key")
+    assert str(err).startswith(f"{tmp_path / 'j.yaml'}:4: error: infrastructure.regoin: unknown key")
 
 
 def test_nested_unknown_key_and_wrong_type_are_all_reported(tmp_path):

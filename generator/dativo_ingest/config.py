@@ -10,8 +10,8 @@ from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr
 
-from dativo_ingest.errors import InputError
-from dativo_ingest.project import SETTINGS_FILE
+from dativo_ingest.errors import InputError, InputErrors
+from dativo_ingest.defaults import SETTINGS_FILE
 from dativo_ingest.validation import validate
 from dativo_ingest.yamlsource import line_of, load_mapping
 
@@ -305,8 +305,25 @@ class JobConfig(OpenModel):
         if path is None:
             return None
         if not path.is_file():
-            raise self.error(f"asset file not found: {path}", "asset_path")
-        return load_asset(path)
+            raise self.error(f"asset file not found: {self.display(path)}", "asset_path")
+        try:
+            return load_asset(path)
+        except InputErrors as exc:
+            for err in exc.errors:
+                err.path = self.display(err.path)
+            raise
+        except InputError as exc:
+            exc.path = self.display(exc.path)
+            raise
+
+    def display(self, path: str | Path | None) -> str | None:
+        """A path as errors show it: relative to the project root when inside it."""
+        if path is None:
+            return None
+        try:
+            return Path(path).resolve().relative_to(self._root).as_posix()
+        except (ValueError, OSError):
+            return str(path)
 
     @property
     def asset_name(self) -> str:

@@ -5,21 +5,34 @@ from __future__ import annotations
 from pathlib import Path
 
 
-class DativoTfError(Exception):
-    """Root of every error dativo-tf raises on purpose. Printed as `path:line: key: message`."""
+def format_message(severity: str, message: str, path: str | None = None, line: int | None = None,
+                   key: str | None = None) -> str:
+    """The one message format, for errors and warnings alike: `path:line: severity: key: message`.
+    The line is left out when there is none (a missing file), the path and key when there are none."""
+    where = f"{path}:{line}: " if path and line else f"{path}: " if path else ""
+    return f"{where}{severity}: {key}: {message}" if key else f"{where}{severity}: {message}"
 
-    def __init__(self, message: str, *, path: str | Path | None = None, line: int | None = None, key: str | None = None):
+
+class DativoTfError(Exception):
+    """Root of every error dativo-tf raises on purpose. Printed as `path:line: error: key: message`.
+
+    `code` names the cause of a warning (e.g. `module_version`); a job silences it with
+    `infrastructure.silence: [code]`."""
+
+    def __init__(self, message: str, *, path: str | Path | None = None, line: int | None = None, key: str | None = None,
+                 code: str | None = None):
         super().__init__(message)
         self.message = message
         self.path = str(path) if path is not None else None
         self.line = line
         self.key = key
+        self.code = code
+
+    def format(self, severity: str = "error") -> str:
+        return format_message(severity, self.message, self.path, self.line, self.key)
 
     def __str__(self) -> str:
-        where = self.path or "<input>"
-        if self.line:
-            where += f":{self.line}"
-        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+        return self.format()
 
 
 class InputError(DativoTfError, ValueError):

@@ -7,15 +7,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dativo_ingest.defaults import DEFAULT_JOBS, DEFAULT_OUTPUT_DIR, SETTINGS_FILE
 from dativo_ingest.errors import InputError
 from dativo_ingest.yamlsource import load_mapping
 
 if TYPE_CHECKING:
     from dativo_ingest.settings import Settings
 
-SETTINGS_FILE = "dativo-tf.yaml"
-DEFAULT_JOBS = ("jobs/**/*.yaml",)
-DEFAULT_OUTPUT_DIR = "workspaces"
+__all__ = ["DEFAULT_JOBS", "DEFAULT_OUTPUT_DIR", "SETTINGS_FILE", "ProjectSettings"]
 
 
 class ProjectSettings:

@@ -9,7 +9,7 @@ from typing import Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field
 
 from dativo_ingest.config import Str
-from dativo_ingest.project import DEFAULT_JOBS, DEFAULT_OUTPUT_DIR
+from dativo_ingest.defaults import DEFAULT_JOBS, DEFAULT_OUTPUT_DIR
 
 
 class Strict(BaseModel):
