@@ -55,6 +55,9 @@ def test_a_no_op_run_renders_nothing_and_changes_nothing(tmp_path, monkeypatch):
 
 def test_cached_runs_replay_warnings_and_skipped_jobs(tmp_path, monkeypatch):
     repo = fresh_copy(tmp_path, "repo", monkeypatch)
+    _edit(repo / "jobs/production_tenant/csv_employee_to_iceberg_with_infrastructure_aws.yaml",
+          "silence: [module_version]", "silence: []")
+    run(repo, monkeypatch)
     output = run(repo, monkeypatch)
     assert "warning: infrastructure.terraform.module_version" in output
     assert "skipped jobs/acme/legacy_no_infra.yaml (no infrastructure block)" in output
@@ -226,5 +229,5 @@ def test_a_manifest_of_the_wrong_shape_is_an_error_and_nothing_changes(breakage,
     monkeypatch.chdir(repo)
     result = CliRunner().invoke(main, ["generate"])
     assert result.exit_code == 2
-    assert "workspaces/.dativo-tf-manifest.json: the manifest is not what dativo-tf writes" in result.output
+    assert result.output.startswith("workspaces/.dativo-tf-manifest.json: error: the manifest is not what dativo-tf writes")
     assert snapshot(repo / "workspaces") == before

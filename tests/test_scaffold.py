@@ -136,5 +136,6 @@ def test_new_job_errors_name_the_file_it_would_write(tmp_path, monkeypatch):
     monkeypatch.chdir(repo)
     result = CliRunner().invoke(main, ["new-job", "nightly", "--tenant-id", "acme", "--environment", "a b", "--no-input"])
     assert result.exit_code == 2
-    assert result.stderr.startswith("jobs/acme/nightly.yaml:4: error: environment: 'a b' cannot be used as a folder name")
+    assert result.stderr.startswith("jobs/acme/nightly.yaml:")
+    assert ": error: environment: 'a b' cannot be used as a folder name" in result.stderr
     assert not (repo / "jobs/acme/nightly.yaml").exists()

@@ -24,14 +24,29 @@ def _fail(ctx: Context, exc: BaseException) -> None:
 
     if ctx.verbose:
         traceback.print_exception(exc, file=sys.stderr)
-    if isinstance(exc, InputErrors):
-        for line in dict.fromkeys(err.format() for err in exc.errors):  # each cause once, in order
+    if isinstance(exc, DativoTfError):
+        errors = exc.errors if isinstance(exc, InputErrors) else [exc]
+        for err in errors:
+            err.path = _repo_relative(err.path)
+        for line in dict.fromkeys(err.format() for err in errors):  # each cause once, in order
             click.echo(line, err=True)
-    elif isinstance(exc, DativoTfError):
-        click.echo(exc.format(), err=True)
     else:
         click.echo(format_message("error", str(exc)), err=True)
     sys.exit(2)
+
+
+def _repo_relative(path: str | None) -> str | None:
+    """An absolute path inside the repo (the folder of dativo-tf.yaml above the current one), made relative to it."""
+    from dativo_ingest.defaults import SETTINGS_FILE
+
+    if not path or not Path(path).is_absolute():
+        return path
+    here = Path.cwd().resolve()
+    root = next((d for d in (here, *here.parents) if (d / SETTINGS_FILE).is_file()), here)
+    try:
+        return Path(path).resolve().relative_to(root).as_posix()
+    except (ValueError, OSError):
+        return path
 
 
 def _set_flag(name: str):
@@ -240,15 +255,14 @@ def validate(ctx: Context, paths: tuple[str, ...], config: str | None) -> None:
 
 
 @main.command()
-def schema() -> None:
-    """Print the JSON Schema of the job config (for editors' YAML language servers)."""
+@click.option("--kind", type=click.Choice(["job", "settings", "asset"]), default="job", show_default=True,
+              help="Which file: a job, dativo-tf.yaml or an asset definition.")
+def schema(kind: str) -> None:
+    """Print the JSON Schema of a job, settings or asset file (for editors' YAML language servers)."""
     from dativo_ingest import hcl
-    from dativo_ingest.config import JobConfig
+    from dativo_ingest.schemas import document
 
-    document = JobConfig.model_json_schema()
-    document["$schema"] = "http://json-schema.org/draft-07/schema#"
-    document["title"] = "Dativo job config (dativo-tf)"
-    click.echo(hcl.dumps_json(document), nl=False)
+    click.echo(hcl.dumps_json(document(kind)), nl=False)
 
 
 @main.command()
@@ -276,9 +290,10 @@ def init(ctx: Context, directory: str, no_input: bool, values: tuple[str, ...], 
         steps = next_steps(created)
     except DativoTfError as exc:
         _fail(ctx, exc)
-    click.echo(f"created {created}\nnext steps:", err=True)
-    for number, step in enumerate(steps, 1):
-        click.echo(f"  {number}. {step}", err=True)
+    if not ctx.quiet:
+        click.echo(f"created {created}\nnext steps:", err=True)
+        for number, step in enumerate(steps, 1):
+            click.echo(f"  {number}. {step}", err=True)
 
 
 # new-job's questions: (option, prompt default); None = required, no default
@@ -329,4 +344,5 @@ def new_job_command(ctx: Context, name: str, no_input: bool, **given: str | None
         path = new_job(Path.cwd(), name, answers)
     except DativoTfError as exc:
         _fail(ctx, exc)
-    click.echo(f"created {path}", err=True)
+    if not ctx.quiet:
+        click.echo(f"created {path}", err=True)

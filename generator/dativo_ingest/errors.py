@@ -60,3 +60,20 @@ class InputErrors(InputError):
 
     def __str__(self) -> str:
         return "\n".join(str(e) for e in self.errors)
+
+
+# Warnings a job can silence with `infrastructure.silence: [code]`, each with what causes it.
+WARNINGS = {
+    "module_version": "terraform.module_version is set for a local or remote-URL module, which Terraform does not version",
+    "local_backend": "no state bucket is configured, so the workspace keeps its state in a local file",
+    "region": "the region is not in dativo-tf's list of the cloud's regions (a new region, or a typo)",
+    "runtime": "a runtime_environment setting that the compute type ignores",
+}
+
+
+def warning(err: DativoTfError, code: str) -> DativoTfError:
+    """Mark `err` as a warning with cause `code` (a key of WARNINGS), named at the end of its message."""
+    assert code in WARNINGS, code
+    err.code = code
+    err.message = f"{err.message} [{code}]"
+    return err

@@ -112,6 +112,7 @@ def new_job(project_root: Path, name: str, answers: dict[str, str]) -> Path:
     from dativo_ingest.compute import COMPUTE_TYPES
     from dativo_ingest.config import JobConfig
     from dativo_ingest.render import environment, render_job
+    from dativo_ingest.schemas import SCHEMA_DIR, file_name
     from dativo_ingest.project import ProjectSettings
 
     cloud, compute_type = answers["cloud"], answers["compute_type"]
@@ -122,8 +123,10 @@ def new_job(project_root: Path, name: str, answers: dict[str, str]) -> Path:
     settings = project.base
     context = {"name": name, "region": settings.aws.region if cloud == "aws" else settings.gcp.region,
                "asset": PurePosixPath(answers["asset_path"]).stem, **answers}
-    text = environment().get_template("new_job.yaml.j2").render(context)
     target = project.root / "jobs" / answers["tenant_id"] / f"{name}.yaml"
+    schema = project.root / SCHEMA_DIR / file_name("job")  # written by `init`: editors validate the new file
+    context["schema"] = Path(os.path.relpath(schema, target.parent)).as_posix() if schema.is_file() else None
+    text = environment().get_template("new_job.yaml.j2").render(context)
     if target.exists():
         raise InputError("the job file exists already", path=target)
     target.parent.mkdir(parents=True, exist_ok=True)
