@@ -139,3 +139,9 @@ def test_new_job_errors_name_the_file_it_would_write(tmp_path, monkeypatch):
     assert result.stderr.startswith("jobs/acme/nightly.yaml:")
     assert ": error: environment: 'a b' cannot be used as a folder name" in result.stderr
     assert not (repo / "jobs/acme/nightly.yaml").exists()
+
+
+def test_init_without_a_terminal_never_prompts(tmp_path):
+    result = CliRunner().invoke(main, ["init", str(tmp_path / "r")], input="")  # stdin is not a terminal
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "r/dativo-tf.yaml").is_file() and result.stdout == ""

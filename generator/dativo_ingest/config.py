@@ -11,8 +11,8 @@ from typing import Annotated, Any, Literal, Optional, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator
 
-from dativo_ingest.errors import WARNINGS, InputError, InputErrors
 from dativo_ingest.defaults import SETTINGS_FILE
+from dativo_ingest.errors import WARNINGS, InputError, InputErrors
 from dativo_ingest.validation import validate
 from dativo_ingest.yamlsource import line_of, load_mapping
 
@@ -68,7 +68,7 @@ class Network(StrictModel):
 
 class Storage(StrictModel):
     ephemeral_storage_gb: Optional[int] = Field(
-        None, ge=1, description="Scratch disk in GiB (Fargate 21-200, Lambda 0.5-10, EC2/GCE root disk size).")
+        None, ge=1, description="Scratch disk in GiB (Fargate <= 200, Lambda 1-10; the root disk of EC2/GCE VMs).")
     persistent_volume: bool = Field(False, description="Not provisioned by dativo-tf (a warning): attach storage in "
                                                        "an extra .tf file.")
 
@@ -119,8 +119,8 @@ class Schedule(StrictModel):
         zones = _time_zones()
         if zones and value not in zones:  # no time zone database at all: leave it to the cloud
             near = difflib.get_close_matches(value, sorted(zones), n=1)
-            hint = f"; did you mean {near[0]!r}?" if near else ""
-            raise ValueError(f"unknown time zone{hint} Use an IANA name such as UTC or Europe/Berlin")
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise ValueError(f"unknown time zone{hint}; use an IANA name such as UTC or Europe/Berlin")
         return value
 
 

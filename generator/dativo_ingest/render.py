@@ -325,12 +325,11 @@ def _context(job, settings, project, directory, runtime, refs, schedule, variabl
         warnings.append(warning(InputError(
             "no state bucket configured; using a local backend", path=project.display_path,
             line=line_of(project.text, (cloud, "backend")), key=f"{cloud}.backend.bucket"), "local_backend"))
-    if not regions.is_known(cloud, region):
-        where = (job.error("", "infrastructure", "region") if infra.region else
-                 InputError("", path=project.display_path, line=line_of(project.text, (cloud, "region")),
-                            key=f"{cloud}.region"))
-        where.message = f"{region!r} is not a {cloud} region dativo-tf knows; check the spelling (a new region works)"
-        warnings.append(warning(where, "region"))
+    if not regions.is_known(cloud, region):  # a warning: a region newer than the bundled list still works
+        unknown = f"{region!r} is not a {cloud} region dativo-tf knows; check the spelling (a new region works)"
+        warnings.append(warning(job.error(unknown, "infrastructure", "region") if infra.region else InputError(
+            unknown, path=project.display_path, line=line_of(project.text, (cloud, "region")), key=f"{cloud}.region",
+        ), "region"))
     names = {"tenant_id": directory.parts[0], "environment": directory.parts[1], "job_name": directory.parts[2],
              "job_path": job.relative_path}
     try:
