@@ -12,7 +12,6 @@ from click.testing import CliRunner
 from dativo_ingest.cli import main
 from dativo_ingest.errors import WARNINGS, InputError, format_message
 from dativo_ingest.report import Progress, Report
-from tests.conftest import write_tree
 
 
 def run(args, cwd, monkeypatch):
