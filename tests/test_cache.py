@@ -56,6 +56,9 @@ def test_a_no_op_run_renders_nothing_and_changes_nothing(tmp_path, monkeypatch):
 
 def test_cached_runs_replay_warnings_and_skipped_jobs(tmp_path, monkeypatch):
     repo = fresh_copy(tmp_path, "repo", monkeypatch)
+    _edit(repo / "jobs/production_tenant/csv_employee_to_iceberg_with_infrastructure_aws.yaml",
+          "silence: [module_version]", "silence: []")
+    run(repo, monkeypatch)
     output = run(repo, monkeypatch)
     assert "warning: infrastructure.terraform.module_version" in output
     assert "skipped jobs/acme/legacy_no_infra.yaml (no infrastructure block)" in output

@@ -317,7 +317,7 @@ def test_values_terraform_cannot_read_are_refused_in_tags_backend_refs_finops(tm
 def test_a_date_in_an_asset_is_refused_with_the_asset_file(tmp_path, monkeypatch):
     root = make(tmp_path / "repo")
     (root / "assets/orders.yaml").write_text(textwrap.dedent(ASSET).replace("team: {owner: team@example.com}", "team: {owner: team@example.com, since: 2024-01-02}"))
-    refused(root, monkeypatch, str((root / "assets/orders.yaml")), "error: team.since: a date")
+    refused(root, monkeypatch, "assets/orders.yaml", "error: team.since: a date")  # repo-relative
 
 
 def test_dates_in_dativo_own_sections_are_accepted(tmp_path, monkeypatch):

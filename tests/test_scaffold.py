@@ -45,9 +45,33 @@ def test_plain_cookiecutter_api(tmp_path):
 def test_bad_answers_fail_and_leave_nothing(tmp_path, capfd, answer, message):
     repo = tmp_path / "repo"
     result = CliRunner().invoke(main, ["init", str(repo), "--no-input", "--set", "cloud_provider=gcp", "--set", answer])
-    assert result.exit_code == 2 and "the template rejected the answers" in result.stderr
-    assert f"error: {message}=" in capfd.readouterr().err  # the hook's own message, printed by its process
+    assert result.exit_code == 2
+    (line,) = result.stderr.splitlines()  # one line: the hook's problems, no cookiecutter traceback
+    assert line.startswith("error: --set: the template rejected the answers: ") and f"{message}=" in line
+    assert capfd.readouterr().err == ""  # the hook's process printed nothing itself
     assert not repo.exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--set", "environment=prod"], "error: --set: 'prod' is not a choice for environment; allowed: production, staging, dev"),
+    (["--set", "cloud_provider=gcp", "--set", "compute_type=lambda"],
+     "error: --set: the template rejected the answers: compute_type='lambda': allowed for gcp: cloud_run, gce_instance, gke_pod"),
+    (["--set", "environment"], "error: --set: 'environment': expected KEY=VALUE"),
+])
+def test_init_errors_are_one_line_without_traceback(tmp_path, capfd, args, message):
+    result = CliRunner().invoke(main, ["init", str(tmp_path / "r"), "--no-input", *args])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [message]
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_init_prints_the_next_steps(tmp_path):
+    result = CliRunner().invoke(main, ["init", str(tmp_path / "r"), "--no-input", "--set", "tenant_id=shop"])
+    assert result.exit_code == 0
+    steps = result.stderr.split("next steps:\n", 1)[1]
+    assert "replace the placeholder ARNs" in steps and "jobs/shop/example_job.yaml" in steps
+    assert "create the Terraform state bucket shop-tf-state: aws s3 mb s3://shop-tf-state" in steps
+    assert "pre-commit install" in steps
 
 
 def test_init_refuses_a_non_empty_folder(tmp_path):
@@ -75,6 +99,8 @@ def test_new_job_for_every_compute_type(tmp_path, monkeypatch, cloud, compute):
     assert result.exit_code == 0, result.output
     text = (repo / "jobs/acme/nightly.yaml").read_text()
     assert "# schedule:" in text and f"compute_type: {compute}" in text
+    for line in ("source_connector: csv", "target_connector: iceberg", "asset: example_asset"):  # the seed's fields
+        assert f"\n{line}\n" in text
     assert CliRunner().invoke(main, ["generate"]).exit_code == 0
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 2 and "exists already" in again.stderr
@@ -113,3 +139,36 @@ def test_the_scaffolded_ci_pins_this_version_reports_changes_and_plans_the_matri
     assert "REPLACE-ME" in text
     hooks = yaml.safe_load((repo / ".pre-commit-config.yaml").read_text())
     assert hooks["repos"][0]["rev"] == f"v{__version__}"
+
+
+def test_new_job_without_input_uses_the_defaults_and_never_prompts(tmp_path, monkeypatch):
+    repo = tmp_path / "repo"
+    assert CliRunner().invoke(main, ["init", str(repo), "--no-input", "--set", "cloud_provider=gcp"]).exit_code == 0
+    monkeypatch.chdir(repo)
+    missing = CliRunner().invoke(main, ["new-job", "nightly", "--no-input"])
+    assert missing.exit_code == 2 and missing.stderr == "error: new-job: required without a default: --tenant-id\n"
+    no_terminal = CliRunner().invoke(main, ["new-job", "nightly"], input="acme\n")  # stdin is not a terminal
+    assert no_terminal.exit_code == 2 and "--tenant-id" in no_terminal.stderr and no_terminal.stdout == ""
+    result = CliRunner().invoke(main, ["new-job", "nightly", "--tenant-id", "acme", "--no-input"])
+    assert result.exit_code == 0, result.output
+    text = (repo / "jobs/acme/nightly.yaml").read_text()
+    assert "environment: production\n" in text and "cloud_provider: aws\n" in text and "compute_type: ecs_task" in text
+    gcp = CliRunner().invoke(main, ["new-job", "events", "--tenant-id", "acme", "--cloud", "gcp", "--no-input"])
+    assert gcp.exit_code == 0 and "compute_type: cloud_run" in (repo / "jobs/acme/events.yaml").read_text()
+
+
+def test_new_job_errors_name_the_file_it_would_write(tmp_path, monkeypatch):
+    repo = tmp_path / "repo"
+    assert CliRunner().invoke(main, ["init", str(repo), "--no-input"]).exit_code == 0
+    monkeypatch.chdir(repo)
+    result = CliRunner().invoke(main, ["new-job", "nightly", "--tenant-id", "acme", "--environment", "a b", "--no-input"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("jobs/acme/nightly.yaml:")
+    assert ": error: environment: 'a b' cannot be used as a folder name" in result.stderr
+    assert not (repo / "jobs/acme/nightly.yaml").exists()
+
+
+def test_init_without_a_terminal_never_prompts(tmp_path):
+    result = CliRunner().invoke(main, ["init", str(tmp_path / "r")], input="")  # stdin is not a terminal
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "r/dativo-tf.yaml").is_file() and result.stdout == ""

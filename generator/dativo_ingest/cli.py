@@ -13,28 +13,68 @@ from dativo_ingest import __version__
 
 
 class Context:
-    def __init__(self, verbose: bool, quiet: bool):
+    def __init__(self, verbose: bool = False, quiet: bool = False):
         self.verbose = verbose
         self.quiet = quiet
 
 
 def _fail(ctx: Context, exc: BaseException) -> None:
-    """Print a user error as `path:line: message` (traceback only with --verbose) and exit 2."""
-    from dativo_ingest.errors import DativoTfError, InputErrors
+    """Print a user error as `path:line: error: key: message` (traceback only with --verbose) and exit 2."""
+    from dativo_ingest.errors import DativoTfError, InputErrors, format_message
 
     if ctx.verbose:
         traceback.print_exception(exc, file=sys.stderr)
-    if isinstance(exc, InputErrors):
-        for err in exc.errors:
-            click.echo(f"{err}", err=True)
-    elif isinstance(exc, DativoTfError):
-        click.echo(f"{exc}", err=True)
+    if isinstance(exc, DativoTfError):
+        errors = exc.errors if isinstance(exc, InputErrors) else [exc]
+        for err in errors:
+            err.path = _repo_relative(err.path)
+        for line in dict.fromkeys(err.format() for err in errors):  # each cause once, in order
+            click.echo(line, err=True)
     else:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(format_message("error", str(exc)), err=True)
     sys.exit(2)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _repo_relative(path: str | None) -> str | None:
+    """An absolute path inside the repo (the folder of dativo-tf.yaml above the current one), made relative to it."""
+    from dativo_ingest.defaults import SETTINGS_FILE
+
+    if not path or not Path(path).is_absolute():
+        return path
+    here = Path.cwd().resolve()
+    root = next((d for d in (here, *here.parents) if (d / SETTINGS_FILE).is_file()), here)
+    try:
+        return Path(path).resolve().relative_to(root).as_posix()
+    except (ValueError, OSError):
+        return path
+
+
+def _set_flag(name: str):
+    def callback(click_ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+        if value:
+            setattr(click_ctx.ensure_object(Context), name, True)
+    return callback
+
+
+def _shared_options() -> list[click.Option]:
+    """-v/-q, accepted before the subcommand and after it (`dativo-tf generate -q`)."""
+    return [
+        click.Option(["-v", "--verbose"], is_flag=True, expose_value=False, callback=_set_flag("verbose"),
+                     help="Show tracebacks for errors."),
+        click.Option(["-q", "--quiet"], is_flag=True, expose_value=False, callback=_set_flag("quiet"),
+                     help="Only errors on stderr."),
+    ]
+
+
+class _Group(click.Group):
+    """Every subcommand also takes the shared options."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        cmd.params.extend(_shared_options())
+        super().add_command(cmd, name)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="dativo-tf")
 @click.option("-v", "--verbose", is_flag=True, help="Show tracebacks for errors.")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr.")
@@ -274,7 +314,8 @@ def validate(ctx: Context, paths: tuple[str, ...], config: str | None) -> None:
 
     report = Report(quiet=ctx.quiet)
     try:
-        rendered = render_all(_project(config), paths)
+        with report.progress("validating"):
+            rendered = render_all(_project(config), paths)
     except DativoTfError as exc:
         _fail(ctx, exc)
     for warning in rendered.warnings:
@@ -289,15 +330,14 @@ def validate(ctx: Context, paths: tuple[str, ...], config: str | None) -> None:
 
 
 @main.command()
-def schema() -> None:
-    """Print the JSON Schema of the job config (for editors' YAML language servers)."""
+@click.option("--kind", type=click.Choice(["job", "settings", "asset"]), default="job", show_default=True,
+              help="Which file: a job, dativo-tf.yaml or an asset definition.")
+def schema(kind: str) -> None:
+    """Print the JSON Schema of a job, settings or asset file (for editors' YAML language servers)."""
     from dativo_ingest import hcl
-    from dativo_ingest.config import JobConfig
+    from dativo_ingest.schemas import document
 
-    document = JobConfig.model_json_schema()
-    document["$schema"] = "http://json-schema.org/draft-07/schema#"
-    document["title"] = "Dativo job config (dativo-tf)"
-    click.echo(hcl.dumps_json(document), nl=False)
+    click.echo(hcl.dumps_json(document(kind)), nl=False)
 
 
 @main.command()
@@ -311,40 +351,76 @@ def init(ctx: Context, directory: str, no_input: bool, values: tuple[str, ...], 
     from dativo_ingest.errors import DativoTfError
     from dativo_ingest.scaffold import scaffold
 
+    from dativo_ingest.errors import InputError
+    from dativo_ingest.scaffold import next_steps
+
     answers = {}
     for item in values:
         key, sep, value = item.partition("=")
         if not sep:
-            _fail(ctx, click.BadParameter(f"--set {item!r}: expected KEY=VALUE"))
+            _fail(ctx, InputError(f"{item!r}: expected KEY=VALUE", key="--set"))
         answers[key] = value
     try:
-        created = scaffold(Path(directory), answers, no_input=no_input, force=force)
+        created = scaffold(Path(directory), answers, no_input=no_input or not sys.stdin.isatty(), force=force)
+        steps = next_steps(created)
     except DativoTfError as exc:
         _fail(ctx, exc)
-    click.echo(f"created {created}", err=True)
+    if not ctx.quiet:
+        click.echo(f"created {created}\nnext steps:", err=True)
+        for number, step in enumerate(steps, 1):
+            click.echo(f"  {number}. {step}", err=True)
+
+
+# new-job's questions: (option, prompt default); None = required, no default
+NEW_JOB_QUESTIONS = {
+    "tenant_id": None,
+    "environment": "production",
+    "cloud": "aws",
+    "compute_type": None,  # default: the cloud's first compute type
+    "asset_path": "assets/example_asset.yaml",
+}
 
 
 @main.command("new-job")
 @click.argument("name")
-@click.option("--tenant-id", prompt=True, help="Tenant id (jobs/<tenant>/<name>.yaml).")
-@click.option("--environment", prompt=True, default="production", show_default=True)
-@click.option("--cloud", type=click.Choice(["aws", "gcp"]), prompt=True, default="aws", show_default=True)
-@click.option("--compute-type", prompt=True, default="ecs_task", show_default=True,
-              help="aws: ecs_task, lambda, ec2_instance; gcp: cloud_run, gce_instance, gke_pod")
-@click.option("--asset-path", prompt=True, default="assets/example_asset.yaml", show_default=True)
+@click.option("--tenant-id", help="Tenant id (jobs/<tenant>/<name>.yaml). Required.")
+@click.option("--environment", help="Environment.  [default: production]")
+@click.option("--cloud", type=click.Choice(["aws", "gcp"]), help="Cloud provider.  [default: aws]")
+@click.option("--compute-type", help="aws: ecs_task, lambda, ec2_instance; gcp: cloud_run, gce_instance, gke_pod  "
+                                     "[default: ecs_task on aws, cloud_run on gcp]")
+@click.option("--asset-path", help="The job's asset definition.  [default: assets/example_asset.yaml]")
 @click.option("--source", default="csv", show_default=True, help="Source connector name.")
 @click.option("--target", default="iceberg", show_default=True, help="Target connector name.")
+@click.option("--no-input", is_flag=True, help="Never prompt: defaults for what is not given (also without a terminal).")
 @click.pass_obj
-def new_job_command(ctx: Context, name: str, **answers: str) -> None:
-    """Add one job file to this repo, every infrastructure field present, validated before it is written."""
-    from dativo_ingest.errors import DativoTfError
+def new_job_command(ctx: Context, name: str, no_input: bool, **given: str | None) -> None:
+    """Add one job file to this repo, every infrastructure field present, validated before it is written.
+    Prompts on a terminal for what is not given; with --no-input or without a terminal, uses the defaults."""
+    from dativo_ingest.compute import COMPUTE_TYPES
+    from dativo_ingest.errors import DativoTfError, InputError
     from dativo_ingest.scaffold import new_job
 
+    interactive = not no_input and sys.stdin.isatty()
+    answers = dict(given)
+    for key, default in NEW_JOB_QUESTIONS.items():
+        if answers.get(key) is not None:
+            continue
+        if key == "compute_type":
+            default = COMPUTE_TYPES[answers["cloud"]][0]
+        if interactive:
+            kind = click.Choice(["aws", "gcp"]) if key == "cloud" else None
+            answers[key] = click.prompt(key.replace("_", " ").capitalize(), default=default, type=kind)
+        else:
+            answers[key] = default
+    missing = [f"--{key.replace('_', '-')}" for key, value in answers.items() if value is None]
+    if missing:
+        _fail(ctx, InputError(f"required without a default: {', '.join(missing)}", key="new-job"))
     try:
         path = new_job(Path.cwd(), name, answers)
     except DativoTfError as exc:
         _fail(ctx, exc)
-    click.echo(f"created {path}", err=True)
+    if not ctx.quiet:
+        click.echo(f"created {path}", err=True)
 
 
 @main.command()

@@ -12,13 +12,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from dativo_ingest.config import JobConfig
+from dativo_ingest.config import COMPUTE_SIZES, COMPUTE_TYPES, JobConfig
 from dativo_ingest.errors import CloudLimitError
 
-COMPUTE_TYPES = {"aws": ("ecs_task", "lambda", "ec2_instance"), "gcp": ("cloud_run", "gce_instance", "gke_pod")}
-
 # compute_size -> (vCPU, memory MiB), used when cpu_units / memory_mb are not given
-SIZES = {"small": (0.5, 1024), "medium": (1, 2048), "large": (2, 4096), "xlarge": (4, 8192), "2xlarge": (8, 16384)}
+SIZES = dict(zip(COMPUTE_SIZES, [(0.5, 1024), (1, 2048), (2, 4096), (4, 8192), (8, 16384)], strict=True))
 DEFAULT_SIZE = "medium"
 CPU_UNITS_PER_VCPU = {"aws": 1024, "gcp": 1000}
 

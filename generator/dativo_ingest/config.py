@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator
 
 from dativo_ingest import paths
-from dativo_ingest.errors import ForbiddenPathError, InputError, InputErrors
-from dativo_ingest.project import SETTINGS_FILE
+from dativo_ingest.defaults import SETTINGS_FILE
+from dativo_ingest.errors import WARNINGS, ForbiddenPathError, InputError, InputErrors
 from dativo_ingest.validation import check_near_misses, validate
 from dativo_ingest.values import NoControl, ScriptSafe, check_terraform_values
 from dativo_ingest.yamlsource import line_of, load_mapping
@@ -37,8 +38,8 @@ def _one_or_many(value: Any) -> Any:
     return value
 
 
-Str = Annotated[str, BeforeValidator(_scalar_to_str)]
-StrList = Annotated[list[Str], BeforeValidator(_one_or_many)]
+Str = Annotated[str, BeforeValidator(_scalar_to_str, json_schema_input_type=Union[str, int, float, bool])]
+StrList = Annotated[list[Str], BeforeValidator(_one_or_many, json_schema_input_type=Union[Str, list[Str], None])]
 
 
 class StrictModel(BaseModel):
@@ -51,92 +52,155 @@ class OpenModel(BaseModel):
 
 # --- infrastructure block: ours, so unknown keys are typos -------------------------------------
 
+COMPUTE_TYPES = {"aws": ("ecs_task", "lambda", "ec2_instance"), "gcp": ("cloud_run", "gce_instance", "gke_pod")}
+COMPUTE_SIZES = ("small", "medium", "large", "xlarge", "2xlarge")  # see compute.SIZES
+
+
+def _enum(values, description: str) -> Any:
+    """A string field the JSON Schema restricts to `values` (the rules that check it live in `compute`)."""
+    return Field(None, description=description, json_schema_extra={"enum": [*values, None]})
+
 
 class Network(StrictModel):
-    vpc_id: Optional[str] = None
-    subnet_ids: list[str] = []
-    security_group_ids: list[str] = []
+    vpc_id: Optional[str] = Field(None, description="VPC id (AWS, e.g. vpc-0abc...) or network name (GCP).")
+    subnet_ids: list[str] = Field([], description="Subnets to run in: AWS subnet ids (subnet-...); on GCP the first "
+                                                  "is the subnetwork (name or projects/P/regions/R/subnetworks/S).")
+    security_group_ids: list[str] = Field([], description="AWS security group ids (sg-...); GCP: network tags.")
 
 
 class Storage(StrictModel):
-    ephemeral_storage_gb: Optional[int] = Field(default=None, ge=1)
-    persistent_volume: bool = False
+    ephemeral_storage_gb: Optional[int] = Field(
+        None, ge=1, description="Scratch disk in GiB (Fargate <= 200, Lambda 1-10; the root disk of EC2/GCE VMs).")
+    persistent_volume: bool = Field(False, description="Not provisioned by dativo-tf (a warning): attach storage in "
+                                                       "an extra .tf file.")
 
 
 class RuntimeEnvironment(StrictModel):
-    compute_type: Optional[str] = None
-    compute_size: Optional[str] = None
-    memory_mb: Optional[int] = Field(default=None, ge=1)
-    cpu_units: Optional[int] = Field(default=None, ge=1)
-    timeout_seconds: Optional[int] = Field(default=None, ge=1)
-    network: Optional[Network] = None
-    storage: Optional[Storage] = None
-    service_account: Optional[str] = None
-    instance_type: Optional[str] = None
-    machine_type: Optional[str] = None
+    compute_type: Optional[str] = _enum(
+        [t for types in COMPUTE_TYPES.values() for t in types],
+        "Where the job runs. aws: ecs_task, lambda, ec2_instance; gcp: cloud_run, gce_instance, gke_pod. Required "
+        "for a workspace.")
+    compute_size: Optional[str] = _enum(
+        COMPUTE_SIZES, "Default size when cpu_units/memory_mb are not set: small 0.5 vCPU/1 GiB, medium 1/2 (default), "
+                       "large 2/4, xlarge 4/8, 2xlarge 8/16.")
+    memory_mb: Optional[int] = Field(None, ge=1, description="Memory in MiB (default: from compute_size). Lambda "
+                                                             "128-10240; Fargate and Cloud Run pair it with the CPU.")
+    cpu_units: Optional[int] = Field(None, ge=1, description="CPU in units: AWS 1024 = 1 vCPU, GCP 1000 = 1 vCPU "
+                                                             "(default: from compute_size). Ignored by Lambda.")
+    timeout_seconds: Optional[int] = Field(None, ge=1, description="Longest run, in seconds. Lambda <= 900, "
+                                                                   "Cloud Run <= 604800 (168 h).")
+    network: Optional[Network] = Field(None, description="Where the job runs on the network.")
+    storage: Optional[Storage] = Field(None, description="Disk for the job.")
+    service_account: Optional[str] = Field(None, description="Identity the job runs as: AWS IAM role name/ARN or "
+                                                             "instance profile; GCP service account email.")
+    instance_type: Optional[str] = Field(None, description="ec2_instance: EC2 instance type (e.g. m6i.large); "
+                                                           "default: the smallest that fits cpu and memory.")
+    machine_type: Optional[str] = Field(None, description="gce_instance: machine type (e.g. e2-standard-2); "
+                                                          "default: the smallest e2-custom shape that fits.")
 
 
 def _cron_string_to_schedule(value: Any) -> Any:
     return {"cron": value} if isinstance(value, str) else value
 
 
+@lru_cache(maxsize=1)
+def _time_zones() -> frozenset[str]:
+    import zoneinfo
+
+    return frozenset(zoneinfo.available_timezones())
+
+
 class Schedule(StrictModel):
-    cron: ScriptSafe
-    timezone: ScriptSafe = "UTC"
+    cron: ScriptSafe = Field(description="Standard 5-field cron: minute hour day-of-month month day-of-week "
+                                  "(e.g. '0 3 * * *' = 03:00 every day).")
+    timezone: ScriptSafe = Field("UTC", description="IANA time zone the cron is read in (e.g. UTC, Europe/Berlin).")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_time_zone(cls, value: str) -> str:
+        zones = _time_zones()
+        if zones and value not in zones:  # no time zone database at all: leave it to the cloud
+            near = difflib.get_close_matches(value, sorted(zones), n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise ValueError(f"unknown time zone{hint}; use an IANA name such as UTC or Europe/Berlin")
+        return value
 
 
 class TerraformBlock(StrictModel):
-    module_path: Optional[ScriptSafe] = None
-    module_version: Optional[str] = None
-    resource_refs: dict[str, Annotated[Str, NoControl]] = {}
-    variables: dict[str, Any] = {}
-    backend: Optional[dict[str, Any]] = None
+    module_path: Optional[ScriptSafe] = Field(None, description="Call this module instead of the built-in resources: a "
+                                                         "repo-relative path, registry address or remote URL.")
+    module_version: Optional[str] = Field(None, description="Version constraint (e.g. '~> 1.0'); registry modules "
+                                                            "only, dropped with a warning otherwise.")
+    resource_refs: dict[str, Annotated[Str, NoControl]] = Field({}, description="Existing resources the job uses (role ARNs, cluster "
+                                                          "names, ...), passed as var.resource_refs.")
+    variables: dict[str, Any] = Field({}, description="Extra Terraform input variables (module mode), typed from "
+                                                      "their values.")
+    backend: Optional[dict[str, Any]] = Field(None, description="Overrides of the settings' backend for this job "
+                                                                "(aws: bucket, key, region, ...; gcp: bucket, prefix).")
 
 
 class InfrastructureConfig(StrictModel):
-    cloud_provider: Literal["aws", "gcp"]
-    region: Optional[str] = None
-    project_id: Optional[str] = None
-    schedule: Annotated[Optional[Schedule], BeforeValidator(_cron_string_to_schedule)] = None
-    runtime_environment: RuntimeEnvironment = RuntimeEnvironment()
-    tags: dict[str, Str] = {}
-    terraform: TerraformBlock = TerraformBlock()
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"allOf": [
+        {"if": {"properties": {"cloud_provider": {"const": cloud}}, "required": ["cloud_provider"]},
+         "then": {"properties": {"runtime_environment": {"properties": {"compute_type": {"enum": [*types, None]}}}}}}
+        for cloud, types in COMPUTE_TYPES.items()
+    ]})
+
+    cloud_provider: Literal["aws", "gcp"] = Field(description="Cloud the workspace targets.")
+    region: Optional[str] = Field(None, description="Region (default: aws.region / gcp.region in dativo-tf.yaml). "
+                                                    "Unknown regions are a warning.")
+    project_id: Optional[str] = Field(None, description="GCP project id (default: gcp.project_id in dativo-tf.yaml).")
+    schedule: Annotated[
+        Optional[Schedule],
+        BeforeValidator(_cron_string_to_schedule, json_schema_input_type=Union[str, Schedule, None]),
+    ] = Field(None, description="When the job runs: a cron string ('0 3 * * *', UTC) or {cron, timezone}. "
+                                "Without it the job is only defined, not scheduled.")
+    runtime_environment: RuntimeEnvironment = Field(RuntimeEnvironment(), description="Compute type and size.")
+    tags: dict[str, Str] = Field({}, description="Tags (labels on GCP) with the highest precedence.")
+    terraform: TerraformBlock = Field(TerraformBlock(), description="Module mode, references and backend.")
+    silence: list[Literal[tuple(WARNINGS)]] = Field(  # type: ignore[valid-type]
+        [], description="Warnings this job does not report, by cause: "
+                        + "; ".join(f"{code} = {why}" for code, why in WARNINGS.items()) + ".")
 
 
 # --- Dativo's own sections: unknown keys are kept ----------------------------------------------
 
 
 class FinOps(OpenModel):
-    cost_center: Optional[Str] = None
-    project: Optional[Str] = None
-    environment: Optional[Str] = None
-    business_tags: StrList = []
-    # How long one run usually takes; the cost estimate uses it (else timeout_seconds, as an upper bound).
-    expected_runtime_minutes: Optional[float] = Field(default=None, gt=0, le=10080)
+    cost_center: Optional[Str] = Field(None, description="Cost center: the CostCenter tag.")
+    project: Optional[Str] = Field(None, description="Project: the Project tag.")
+    environment: Optional[Str] = Field(None, description="Environment: the Environment tag.")
+    business_tags: StrList = Field([], description="Business tags, joined with ',' into the BusinessTags tag.")
+    expected_runtime_minutes: Optional[float] = Field(
+        default=None, gt=0, le=10080,
+        description="How long one run usually takes, in minutes (0 < x <= 10080); the cost estimate uses it, "
+                    "else timeout_seconds as an upper bound.")
 
 
 class Team(OpenModel):
-    owner: Optional[str] = None
-    roles: list[Any] = []
+    owner: Optional[str] = Field(None, description="Owning team or person (an email): the Owner tag.")
+    roles: list[Any] = Field([], description="Team roles (ODCS).")
 
 
 class Compliance(OpenModel):
-    classification: StrList = []
-    regulations: StrList = []
-    retention_days: Optional[int] = None
+    classification: StrList = Field([], description="Data categories (PII, ...) and sensitivity (PUBLIC < INTERNAL "
+                                                    "< CONFIDENTIAL < SENSITIVE < RESTRICTED): the Compliance and "
+                                                    "DataClassification tags.")
+    regulations: StrList = Field([], description="Regulations (GDPR, HIPAA, ...): the Regulation tag.")
+    retention_days: Optional[int] = Field(None, description="Retention in days: the RetentionDays tag.")
 
 
 class AssetDefinition(OpenModel):
     """ODCS v3.0.2 data contract with Dativo extensions (`team`, `compliance`, `finops`)."""
 
-    name: Optional[str] = None
-    version: Optional[Str] = None
-    domain: Optional[str] = None
-    dataProduct: Optional[str] = None
-    tenant: Optional[str] = None
-    team: Optional[Team] = None
-    compliance: Optional[Compliance] = None
-    finops: Optional[FinOps] = None
+    name: Optional[str] = Field(None, description="Asset name: the JobName tag when the job has no `asset`.")
+    version: Optional[Str] = Field(None, description="Contract version.")
+    domain: Optional[str] = Field(None, description="Business domain: the Domain tag.")
+    dataProduct: Optional[str] = Field(None, description="Data product: the DataProduct tag.")
+    tenant: Optional[str] = Field(None, description="Tenant id.")
+    team: Optional[Team] = Field(None, description="Ownership (Dativo extension).")
+    compliance: Optional[Compliance] = Field(None, description="Compliance (Dativo extension).")
+    finops: Optional[FinOps] = Field(None, description="Cost allocation (Dativo extension); the job's finops wins.")
 
     _path: Path = PrivateAttr(default=Path("<asset>"))
 
@@ -224,23 +288,33 @@ def load_asset(path: Path) -> AssetDefinition:
 class JobConfig(OpenModel):
     """A Dativo job config. Unknown top-level keys are kept: the job schema belongs to Dativo."""
 
-    tenant_id: str = Field(min_length=1)
-    environment: Optional[str] = None
-    source_connector: Optional[str] = None
-    source_connector_path: Optional[str] = None
-    target_connector: Optional[str] = None
-    target_connector_path: Optional[str] = None
-    asset: Optional[str] = None
-    asset_path: Optional[str] = None
-    finops: Optional[FinOps] = None
-    governance_overrides: Optional[dict[str, Any]] = None
-    classification_overrides: Optional[dict[str, Any]] = None
-    source: Optional[dict[str, Any]] = None
-    target: Optional[dict[str, Any]] = None
-    schema_validation_mode: Optional[str] = None
-    logging: Optional[dict[str, Any]] = None
-    retry_config: Optional[dict[str, Any]] = None
-    infrastructure: Optional[InfrastructureConfig] = None
+    tenant_id: str = Field(min_length=1, description="Tenant: the first folder of the workspace and the TenantId tag.")
+    environment: Optional[str] = Field(None, description="Environment (e.g. production): the second folder of the "
+                                                         "workspace; selects environments.<env> in dativo-tf.yaml.")
+    source_connector: Optional[str] = Field(None, description="Source connector name (default: the stem of "
+                                                              "source_connector_path).")
+    source_connector_path: Optional[str] = Field(None, description="Source connector file, repo-relative; ${VAR} "
+                                                                   "expands from the environment.")
+    target_connector: Optional[str] = Field(None, description="Target connector name (default: the stem of "
+                                                              "target_connector_path).")
+    target_connector_path: Optional[str] = Field(None, description="Target connector file, repo-relative; ${VAR} "
+                                                                   "expands from the environment.")
+    asset: Optional[str] = Field(None, description="Asset name: the JobName tag (default: the asset's name).")
+    asset_path: Optional[str] = Field(None, description="Asset definition (ODCS) file, repo-relative; ${VAR} expands "
+                                                        "from the environment.")
+    finops: Optional[FinOps] = Field(None, description="Cost allocation; wins over the asset's finops.")
+    governance_overrides: Optional[dict[str, Any]] = Field(None, description="Overrides of the asset's governance "
+                                                                             "(owner: the Owner tag).")
+    classification_overrides: Optional[dict[str, Any]] = Field(None, description="Dativo: per-field "
+                                                                                 "classification overrides.")
+    source: Optional[dict[str, Any]] = Field(None, description="Dativo: source settings.")
+    target: Optional[dict[str, Any]] = Field(None, description="Dativo: target settings.")
+    schema_validation_mode: Optional[str] = Field(None, description="Dativo: schema validation mode.")
+    logging: Optional[dict[str, Any]] = Field(None, description="Dativo: logging settings.")
+    retry_config: Optional[dict[str, Any]] = Field(None, description="Dativo: retries (max_attempts sets the "
+                                                                     "cloud's retry count where it has one).")
+    infrastructure: Optional[InfrastructureConfig] = Field(None, description="Where and how the job runs; without "
+                                                                             "it the job gets no workspace.")
 
     _path: Path = PrivateAttr(default=Path("<job>"))
     _root: Path = PrivateAttr(default=Path("."))
@@ -329,17 +403,25 @@ class JobConfig(OpenModel):
             return None
         if not path.is_file():  # the text as written: `${VAR}` expanded may be a secret
             raise self.error(f"asset file not found: {self.asset_path}", "asset_path")
-        if "${" not in self.asset_path:
-            return load_asset(path)
+        shown = self.asset_path if "${" in self.asset_path else None
         try:
             return load_asset(path)
         except InputErrors as exc:
             for err in exc.errors:
-                err.path = self.asset_path
+                err.path = shown or self.display(err.path)
             raise
         except InputError as exc:
-            exc.path = self.asset_path
+            exc.path = shown or self.display(exc.path)
             raise
+
+    def display(self, path: str | Path | None) -> str | None:
+        """A path as errors show it: relative to the project root when inside it."""
+        if path is None:
+            return None
+        try:
+            return Path(path).resolve().relative_to(self._root).as_posix()
+        except (ValueError, OSError):
+            return str(path)
 
     @property
     def asset_name(self) -> str:

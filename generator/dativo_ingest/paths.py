@@ -45,10 +45,11 @@ def allow(root: Path, folders: Any) -> None:
 def allowed(root: Path) -> tuple[Path, ...]:
     """The project's root and the folders outside it that its paths may point into (symlinks resolved)."""
     if root not in _allowed:
-        from dativo_ingest.project import SETTINGS_FILE, ProjectSettings
+        from dativo_ingest.defaults import SETTINGS_FILE
+        from dativo_ingest.yamlsource import load_mapping
 
-        if (root / SETTINGS_FILE).is_file():
-            ProjectSettings.load(root / SETTINGS_FILE, lazy=True)  # records its allow_outside_project
+        if (root / SETTINGS_FILE).is_file():  # a job loaded on its own (vars, tags, the seed's API)
+            allow(root, load_mapping(root / SETTINGS_FILE)[0].get("allow_outside_project"))
         _allowed.setdefault(root, ())
     return (root, *_allowed[root])
 

@@ -8,15 +8,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dativo_ingest import paths
+from dativo_ingest.defaults import DEFAULT_JOBS, DEFAULT_OUTPUT_DIR, SETTINGS_FILE
 from dativo_ingest.errors import ForbiddenPathError, InputError
 from dativo_ingest.yamlsource import line_of, load_mapping
 
 if TYPE_CHECKING:
     from dativo_ingest.settings import Settings
 
-SETTINGS_FILE = "dativo-tf.yaml"
-DEFAULT_JOBS = ("jobs/**/*.yaml",)
-DEFAULT_OUTPUT_DIR = "workspaces"
+__all__ = ["DEFAULT_JOBS", "DEFAULT_OUTPUT_DIR", "SETTINGS_FILE", "ProjectSettings"]
 
 
 class ProjectSettings:

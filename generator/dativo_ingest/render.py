@@ -13,13 +13,14 @@ from typing import Any
 
 import jinja2
 
-from dativo_ingest import __version__, compute, cron, hcl, paths
+from dativo_ingest import __version__, compute, cron, hcl, paths, regions
 from dativo_ingest.config import AssetDefinition, JobConfig
-from dativo_ingest.errors import CloudLimitError, ForbiddenPathError, InputError
+from dativo_ingest.errors import CloudLimitError, ForbiddenPathError, InputError, warning
 from dativo_ingest.project import ProjectSettings
 from dativo_ingest.settings import Settings, deep_merge
 from dativo_ingest.tags import Tag, aws_tags, check_required, gcp_labels, k8s_labels, merge_tags
 from dativo_ingest.values import substitute
+from dativo_ingest.yamlsource import line_of
 
 SEED_VARIABLES = ("cloud_provider", "runtime_environment", "tags", "resource_refs", "job_metadata")
 GENERATED_VARIABLES = ("labels", "kubernetes_labels")
@@ -157,7 +158,7 @@ def prepare_job(job: JobConfig, project: ProjectSettings, asset: AssetDefinition
     tag_values = {k: t.value for k, t in tags.items()}
     tag_loc = ("infrastructure", "tags") if infra.tags else ("infrastructure",)
     if not infra.terraform.module_path:  # in module mode the module decides how the runtime is used
-        warnings += [job.error(w, "infrastructure", "runtime_environment") for w in runtime.warnings]
+        warnings += [warning(job.error(w, "infrastructure", "runtime_environment"), "runtime") for w in runtime.warnings]
 
     try:
         final_tags = aws_tags(tag_values) if cloud == "aws" else tag_values
@@ -211,6 +212,7 @@ def prepare_job(job: JobConfig, project: ProjectSettings, asset: AssetDefinition
     variables.update(extra_vars)
 
     ctx = _context(job, settings, project, directory, runtime, refs, schedule, variables, extra_vars, warnings)
+    warnings = [w for w in warnings if w.code not in infra.silence]  # the causes this job silences
     mode = "module" if ctx["module"] else f"{cloud}/{runtime.compute_type}"
     inputs = [job.path] + ([asset.path] if asset else []) + ([project.path] if project.path else [])
     return Prepared(
@@ -314,11 +316,15 @@ def _context(job, settings, project, directory, runtime, refs, schedule, variabl
                 "infrastructure", "cloud_provider",
             )
     backend = _backend(job, settings, directory, region)
-    if backend["type"] == "local":
-        warnings.append(job.error(
-            f"no state bucket configured ({cloud}.backend.bucket in dativo-tf.yaml); using a local backend",
-            "infrastructure",
-        ))
+    if backend["type"] == "local":  # the settings' cause, reported once however many jobs share it
+        warnings.append(warning(InputError(
+            "no state bucket configured; using a local backend", path=project.display_path,
+            line=line_of(project.text, (cloud, "backend")), key=f"{cloud}.backend.bucket"), "local_backend"))
+    if not regions.is_known(cloud, region):  # a warning: a region newer than the bundled list still works
+        unknown = f"{region!r} is not a {cloud} region dativo-tf knows; check the spelling (a new region works)"
+        warnings.append(warning(job.error(unknown, "infrastructure", "region") if infra.region else InputError(
+            unknown, path=project.display_path, line=line_of(project.text, (cloud, "region")), key=f"{cloud}.region",
+        ), "region"))
     names = {"tenant_id": directory.parts[0], "environment": directory.parts[1], "job_name": directory.parts[2],
              "job_path": job.relative_path}
     command = [substitute(part, names) for part in settings.command]  # placeholders checked in settings
@@ -328,11 +334,11 @@ def _context(job, settings, project, directory, runtime, refs, schedule, variabl
         source, versioned = module_source(job, directory, project.output_dir)
         version = tf.module_version if versioned else None
         if tf.module_version and not versioned:
-            warnings.append(job.error(
+            warnings.append(warning(job.error(
                 f"module_version {tf.module_version!r} is dropped: Terraform only versions registry modules, "
                 f"and {tf.module_path!r} is a local path or a remote URL (pin remote URLs with ?ref=)",
                 "infrastructure", "terraform", "module_version",
-            ))
+            ), "module_version"))
         module = {"source": source, "version": version}
 
     image = (settings.aws.image if cloud == "aws" else settings.gcp.image) or settings.image

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field
 
 from dativo_ingest.config import Str
-from dativo_ingest.project import DEFAULT_JOBS, DEFAULT_OUTPUT_DIR
+from dativo_ingest.defaults import DEFAULT_JOBS, DEFAULT_OUTPUT_DIR
 from dativo_ingest.values import ScriptSafe, placeholders
 
 WORKSPACE_NAMES = ("tenant_id", "environment", "job_name")
@@ -21,76 +21,89 @@ class Strict(BaseModel):
 
 
 class S3Backend(Strict):
-    bucket: Optional[str] = None
-    key: Annotated[str, placeholders(*WORKSPACE_NAMES)] = "{tenant_id}/{environment}/{job_name}/terraform.tfstate"
-    region: Optional[str] = None
-    encrypt: bool = True
-    use_lockfile: bool = True
-    kms_key_id: Optional[str] = None
+    bucket: Optional[str] = Field(None, description="S3 bucket for Terraform state; none = a local backend and a "
+                                                    "warning.")
+    key: Annotated[str, placeholders(*WORKSPACE_NAMES)] = Field("{tenant_id}/{environment}/{job_name}/terraform.tfstate",
+                     description="State object key; placeholders {tenant_id}, {environment}, {job_name}.")
+    region: Optional[str] = Field(None, description="Region of the bucket (default: the workspace's region).")
+    encrypt: bool = Field(True, description="Encrypt the state object.")
+    use_lockfile: bool = Field(True, description="S3-native state locking (Terraform >= 1.10).")
+    kms_key_id: Optional[str] = Field(None, description="KMS key ARN to encrypt the state with.")
 
 
 class GcsBackend(Strict):
-    bucket: Optional[str] = None
-    prefix: Annotated[str, placeholders(*WORKSPACE_NAMES)] = "{tenant_id}/{environment}/{job_name}"
+    bucket: Optional[str] = Field(None, description="GCS bucket for Terraform state; none = a local backend and a "
+                                                    "warning.")
+    prefix: Annotated[str, placeholders(*WORKSPACE_NAMES)] = Field("{tenant_id}/{environment}/{job_name}",
+                        description="State prefix; placeholders {tenant_id}, {environment}, {job_name}.")
 
 
 class AwsSettings(Strict):
-    region: str = "us-east-1"
-    provider_version: str = "~> 6.0"
-    image: Optional[ScriptSafe] = None  # overrides `image` on AWS (Lambda needs an ECR image)
-    log_retention_days: int = 30
-    backend: S3Backend = S3Backend()
+    region: str = Field("us-east-1", description="Default AWS region of the jobs. Unknown regions are a warning.")
+    provider_version: str = Field("~> 6.0", description="Version constraint of the hashicorp/aws provider.")
+    image: Optional[ScriptSafe] = Field(None, description="Container image on AWS, over `image` (Lambda needs an ECR image: "
+                                                   "ACCOUNT.dkr.ecr.REGION.amazonaws.com/...).")
+    log_retention_days: int = Field(30, description="CloudWatch log retention in days.")
+    backend: S3Backend = Field(S3Backend(), description="S3 backend for Terraform state.")
 
 
 class GcpSettings(Strict):
-    project_id: Optional[str] = None
-    region: str = "us-central1"
-    zone: Optional[str] = None  # default: <region>-a
-    provider_version: str = "~> 7.0"
-    image: Optional[ScriptSafe] = None
-    backend: GcsBackend = GcsBackend()
+    project_id: Optional[str] = Field(None, description="Default GCP project id (6-30 characters).")
+    region: str = Field("us-central1", description="Default GCP region of the jobs. Unknown regions are a warning.")
+    zone: Optional[str] = Field(None, description="Zone for VMs (default: <region>-a).")
+    provider_version: str = Field("~> 7.0", description="Version constraint of the hashicorp/google provider.")
+    image: Optional[ScriptSafe] = Field(None, description="Container image on GCP, over `image`.")
+    backend: GcsBackend = Field(GcsBackend(), description="GCS backend for Terraform state.")
 
 
 class KubernetesSettings(Strict):
-    provider_version: str = "~> 2.38"
-    namespace: str = "default"
+    provider_version: str = Field("~> 2.38", description="Version constraint of the hashicorp/kubernetes provider.")
+    namespace: str = Field("default", description="Namespace of gke_pod jobs (a job's resource_refs.namespace wins).")
 
 
 class TagSettings(Strict):
-    defaults: dict[str, Str] = {}
-    required: list[str] = []
+    defaults: dict[str, Str] = Field({}, description="Tags every job gets, with the lowest precedence.")
+    required: list[str] = Field([], description="Tags every job must end up with; a missing one is an error.")
 
 
 class PriceOverride(Strict):
     """A `prices:` entry: extends or overrides a shipped price (see dativo_ingest.cost)."""
 
-    unit: Optional[str] = None
-    currency: Literal["USD"] = "USD"
-    effective: Optional[date] = None
-    source: Optional[str] = None
-    regions: dict[str, Annotated[float, Field(ge=0)]] = Field(min_length=1)
+    unit: Optional[str] = Field(None, description="Must equal the shipped price's unit (e.g. vCPU-hour) when set.")
+    currency: Literal["USD"] = Field("USD", description="Currency of the price; USD only.")
+    effective: Optional[date] = Field(None, description="Date the price takes effect (YYYY-MM-DD).")
+    source: Optional[str] = Field(None, description="Where the price comes from (a contract, a price page).")
+    regions: dict[str, Annotated[float, Field(ge=0)]] = Field(
+        min_length=1, description="Price per unit in USD, by region (e.g. us-east-1: 0.036).")
 
 
 DEFAULT_COMMAND = ["run", "--config", "{job_path}", "--mode", "self_hosted"]
 
 
 class Settings(Strict):
-    jobs: list[str] = list(DEFAULT_JOBS)
-    output_dir: str = DEFAULT_OUTPUT_DIR
-    tfvars_format: Literal["hcl", "json"] = "hcl"
-    image: ScriptSafe = "ghcr.io/dativo-io/dativo-ingest:latest"
-    command: list[Annotated[ScriptSafe, placeholders(*WORKSPACE_NAMES, "job_path")]] = Field(default_factory=lambda: list(DEFAULT_COMMAND))
-    terraform_version: str = ">= 1.10"
-    aws: AwsSettings = AwsSettings()
-    gcp: GcpSettings = GcpSettings()
-    kubernetes: KubernetesSettings = KubernetesSettings()
-    tags: TagSettings = TagSettings()
-    prices: dict[str, PriceOverride] = {}
-    budgets: dict[Str, Annotated[float, Field(ge=0)]] = {}  # cost center -> USD per month
-    environments: dict[str, dict[str, Any]] = {}
-    # folders outside the project root that inputs (asset, connector and module paths) and output_dir may
-    # point into: relative to the project root or absolute (e.g. modules above the root of a monorepo)
-    allow_outside_project: list[str] = []
+    jobs: list[str] = Field(list(DEFAULT_JOBS), description="Globs of the job files, relative to this file.")
+    output_dir: str = Field(DEFAULT_OUTPUT_DIR, description="Folder of the generated workspaces, relative to this "
+                                                            "file.")
+    tfvars_format: Literal["hcl", "json"] = Field("hcl", description="hcl: terraform.tfvars; json: "
+                                                                     "terraform.tfvars.json.")
+    image: ScriptSafe = Field("ghcr.io/dativo-io/dativo-ingest:latest", description="The Dativo ETL container image.")
+    command: list[Annotated[ScriptSafe, placeholders(*WORKSPACE_NAMES, "job_path")]] = Field(default_factory=lambda: list(DEFAULT_COMMAND),
+                               description="Container arguments; placeholders {job_path}, {tenant_id}, {environment}, "
+                                           "{job_name}.")
+    terraform_version: str = Field(">= 1.10", description="required_version of every workspace.")
+    aws: AwsSettings = Field(AwsSettings(), description="AWS defaults.")
+    gcp: GcpSettings = Field(GcpSettings(), description="GCP defaults.")
+    kubernetes: KubernetesSettings = Field(KubernetesSettings(), description="Kubernetes (gke_pod) defaults.")
+    tags: TagSettings = Field(TagSettings(), description="Tag defaults and required tags.")
+    prices: dict[str, PriceOverride] = Field({}, description="Price overrides and additions for `dativo-tf cost` "
+                                                       "(e.g. negotiated discounts), merged per region.")
+    budgets: dict[Str, Annotated[float, Field(ge=0)]] = Field(
+        {}, description="Monthly budget in USD per cost center; `dativo-tf cost --check` exits 1 above it.")
+    allow_outside_project: list[str] = Field(
+        [], description="Folders outside the project root (relative to it, or absolute) that asset, connector and "
+                        "module paths and output_dir may point into, e.g. modules above the root of a monorepo.")
+    environments: dict[str, dict[str, Any]] = Field(
+        {}, description="Per environment (a job's `environment`), overrides of any key above, merged key by key.")
 
 
 def deep_merge(base: dict, override: dict) -> dict:

@@ -62,6 +62,8 @@ def validate(model: type[M], data: Any, *, path: Path | str, text: str, prefix: 
                 message = f"unknown key{hint} Allowed keys: {', '.join(allowed)}"
             elif err["type"] == "missing":
                 message = "required key is missing"
+            elif err["type"] == "value_error":  # our own validators' messages, without pydantic's prefix
+                message = f"{err['ctx']['error']} (got {err.get('input')!r})"
             else:
                 message = f"{err['msg']} (got {err.get('input')!r})"
             errors.append(InputError(message, path=path, line=line_of(text, full), key=key))

@@ -1,5 +1,6 @@
 """Check the answers before anything is written; a bad answer exits 1 and cookiecutter removes the folder."""
 
+import os
 import re
 import sys
 
@@ -34,8 +35,13 @@ def main() -> int:
         problems.append(f"region={ANSWERS['region']!r}: not a {cloud} region ({example})")
     if cloud == "gcp" and not re.match(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$", ANSWERS["project_id"]):
         problems.append(f"project_id={ANSWERS['project_id']!r}: 6-30 lowercase letters, digits, '-', starting with a letter")
-    for problem in problems:
-        print(f"error: {problem}", file=sys.stderr)
+    report = os.environ.get("DATIVO_TF_HOOK_REPORT")  # set by `dativo-tf init`, which prints them in one line
+    if report and problems:
+        with open(report, "w", encoding="utf-8") as handle:
+            handle.write("".join(f"{problem}\n" for problem in problems))
+    else:
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
     return 1 if problems else 0
 
 
