@@ -30,7 +30,7 @@ from dativo_ingest import hcl
 from dativo_ingest.config import JobConfig
 from dativo_ingest.discovery import find_jobs
 from dativo_ingest.project import ProjectSettings
-from dativo_ingest.render import HEADER, TEMPLATES, _json_escape, prepare_job
+from dativo_ingest.render import HEADER, TEMPLATES, prepare_job
 
 
 @pass_context
@@ -102,7 +102,7 @@ def main(repo: Path, out: Path) -> int:
             header = HEADER.format(job.relative_path)
             variables = prepared.workspace.variables
             if prepared.tfvars_format == "json":
-                tfvars_name, tfvars = "terraform.tfvars.json", hcl.dumps_json(_json_escape(variables))
+                tfvars_name, tfvars = "terraform.tfvars.json", hcl.dumps_json(variables)  # literal JSON, as render.Prepared.finish writes it
             else:
                 tfvars_name, tfvars = "terraform.tfvars", hcl.format_hcl(f"{header}\n\n{hcl.attributes(variables)}")
             directory = prepared.workspace.directory
