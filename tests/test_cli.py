@@ -180,3 +180,20 @@ def test_tfvars_json_format(examples_copy, monkeypatch):
     assert run(["generate"], examples_copy, monkeypatch).exit_code == 0
     ws = examples_copy / "workspaces/acme/production/orders_ecs"
     assert (ws / "terraform.tfvars.json").exists() and not (ws / "terraform.tfvars").exists()
+
+
+def test_version_is_answered_without_loading_the_command_line():
+    """`dativo-tf --version` prints what click's version option prints, without importing click (start-up time)."""
+    import subprocess
+    import sys
+
+    probe = ("import sys; sys.argv = ['dativo-tf', '--version']; from dativo_ingest.launch import main; "
+             "code = main(); print('click' in sys.modules, code)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    launched, loaded = done.stdout.splitlines()
+    from click.testing import CliRunner
+
+    from dativo_ingest.cli import main
+
+    assert launched == CliRunner().invoke(main, ["--version"]).output.strip()
+    assert loaded == "False 0"

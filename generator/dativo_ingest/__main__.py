@@ -1,3 +1,5 @@
-from dativo_ingest.cli import main
+import sys
 
-main()
+from dativo_ingest.launch import main
+
+sys.exit(main())

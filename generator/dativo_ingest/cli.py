@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
-import traceback
 from pathlib import Path
 
 import click
@@ -23,6 +21,8 @@ def _fail(ctx: Context, exc: BaseException) -> None:
     from dativo_ingest.errors import DativoTfError, InputErrors, format_message
 
     if ctx.verbose:
+        import traceback  # only here: it costs every other start its import time
+
         traceback.print_exception(exc, file=sys.stderr)
     if isinstance(exc, DativoTfError):
         errors = exc.errors if isinstance(exc, InputErrors) else [exc]

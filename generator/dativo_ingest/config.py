@@ -359,7 +359,10 @@ class JobConfig(OpenModel):
     @property
     def relative_path(self) -> str:
         """The job file relative to the project root, with forward slashes (stable across machines)."""
-        if self._relative is None or self._relative[0] != (self._path, self._root):
+        known = self._relative
+        if known is not None and known[0][0] is self._path and known[0][1] is self._root:
+            return known[1]  # the common case, without comparing paths
+        if known is None or known[0] != (self._path, self._root):
             try:
                 relative = self._path.resolve().relative_to(self._root).as_posix()
             except ValueError:

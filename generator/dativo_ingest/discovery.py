@@ -64,11 +64,10 @@ def _is_job_file(path: Path, errors: list[InputError], root: Path, explicit: boo
     """Whether `path` is a job file to read; a YAML path that cannot be one is recorded in `errors`."""
     if path.suffix not in YAML_SUFFIXES and not explicit:
         return False
-    shown = _shown(path, root)
     char = control_char(str(path))
     if char:
         errors.append(InputError(f"the job path contains the control character {char}; allowed: {NO_CONTROL}",
-                                 path=shown))
+                                 path=_shown(path, root)))
         return False
     try:
         mode = path.stat().st_mode
@@ -81,7 +80,8 @@ def _is_job_file(path: Path, errors: list[InputError], root: Path, explicit: boo
             return True
         kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
                 else "a socket" if stat.S_ISSOCK(mode) else "a device or special file")
-    errors.append(InputError(f"the job path is {kind}; allowed: regular files (or symlinks to them)", path=shown))
+    errors.append(InputError(f"the job path is {kind}; allowed: regular files (or symlinks to them)",
+                             path=_shown(path, root)))
     return False
 
 

@@ -158,6 +158,24 @@ def _scan(line: str, state: list[str]) -> tuple[int, int | None, bool, str | Non
     return net, eq_col, aligned, heredoc
 
 
+# _scan results by (line, state before it), with the state after it: the same lines recur in every
+# workspace, so each distinct one is scanned once per process (bounded: past the limit lines are scanned).
+_SCANNED: dict[tuple[str, tuple[str, ...]], tuple[tuple[int, int | None, bool, str | None], tuple[str, ...]]] = {}
+_SCANNED_MAX = 50_000
+
+
+def _scan_line(line: str, state: list[str]) -> tuple[int, int | None, bool, str | None]:
+    key = (line, tuple(state))
+    hit = _SCANNED.get(key)
+    if hit is None:
+        result = _scan(line, state)
+        if len(_SCANNED) < _SCANNED_MAX:
+            _SCANNED[key] = (result, tuple(state))
+        return result
+    state[:] = hit[1]
+    return hit[0]
+
+
 def _columns(text: str) -> int:
     """Width as hclwrite measures it: extended grapheme clusters (Unicode UAX #29)."""
     if text.isascii():
@@ -192,7 +210,7 @@ def format_hcl(text: str) -> str:
             lines.append([0, "", None, False])
             continue
         was_in_string = "q" in state or "{" in state
-        net, eq_col, aligned, heredoc = _scan(stripped, state)
+        net, eq_col, aligned, heredoc = _scan_line(stripped, state)
         if net < 0:
             closed = -net
             while closed > 0 and indents:
@@ -237,10 +255,13 @@ def format_hcl(text: str) -> str:
     run: list[list] = []
 
     def flush() -> None:
-        width = max((ln[0] + _lead_columns(ln[1]) for ln in run), default=0)
-        for ln in run:
-            pad = width - ln[0] - _lead_columns(ln[1]) + 1
-            out.append(" " * ln[0] + ln[1] + " " * pad + "= " + ln[2])
+        if not run:
+            return
+        # a quoted or non-ASCII name is measured as hclwrite does; a plain ASCII name is its length
+        widths = [ln[0] + (len(ln[1]) if ln[1].isascii() and ln[1][:1] != '"' else _lead_columns(ln[1])) for ln in run]
+        width = max(widths)
+        for ln, used in zip(run, widths):
+            out.append(" " * ln[0] + ln[1] + " " * (width - used + 1) + "= " + ln[2])
         run.clear()
 
     for line in kept:

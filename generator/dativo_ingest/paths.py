@@ -62,12 +62,30 @@ def problem(raw: str, path: Path, root: Path) -> str | None:
     if char:
         return f"'{printable(raw)}' contains the control character {char}; allowed: {NO_CONTROL}"
     try:
-        resolved = path.resolve()
+        resolved = str(path.resolve())
     except (OSError, RuntimeError, ValueError) as exc:
         return f"{raw!r} cannot be resolved ({type(exc).__name__}); {OUTSIDE_HINT}"
-    if any(resolved == folder or folder in resolved.parents for folder in allowed(root.resolve())):
+    if any(resolved == folder or resolved.startswith(prefix) for folder, prefix in _inside(root)):
         return None
     return f"{raw!r} points outside the project ({root}); {OUTSIDE_HINT}"
+
+
+_real_roots: dict[Path, Path] = {}  # project root -> the root with symlinks resolved
+_prefixes: dict[tuple[Path, ...], tuple[tuple[str, str], ...]] = {}
+
+
+def _inside(root: Path) -> tuple[tuple[str, str], ...]:
+    """(folder, folder + separator) for each folder of `allowed(root.resolve())`: every job of a run checks its
+    paths against the same folders, so the root is resolved and the strings are built once per root."""
+    real = _real_roots.get(root)
+    if real is None:
+        real = _real_roots[root] = root.resolve()
+    folders = allowed(real)
+    known = _prefixes.get(folders)
+    if known is None:
+        known = _prefixes[folders] = tuple((str(f), str(f) if str(f).endswith(os.sep) else str(f) + os.sep)
+                                           for f in folders)
+    return known
 
 
 class _Job(Protocol):

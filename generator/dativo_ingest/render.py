@@ -147,7 +147,7 @@ def prepare_job(job: JobConfig, project: ProjectSettings, asset: AssetDefinition
         part, why = too_long
         raise job.error(why, *{0: ("tenant_id",), 1: ("environment",)}.get(part, ()), cls=ForbiddenPathError)
     if asset is _FROM_JOB:
-        asset = job._resolve_asset()
+        asset = job.asset_definition  # loaded once per job (the JobName tag reads it too)
     warnings: list[InputError] = []
 
     cloud = infra.cloud_provider

@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from pathlib import Path
 
 from dativo_ingest.config import AssetDefinition, JobConfig
 from dativo_ingest.errors import InputError
@@ -61,14 +62,65 @@ def _compliance_tags(classification: list[str]) -> dict[str, str]:
     return out
 
 
+def _finops_tags(owner: str, block, where: str) -> list[Tag]:
+    tags: list[Tag] = []
+    if block is None:
+        return tags
+    for field, key in (("cost_center", "CostCenter"), ("project", "Project"), ("environment", "Environment")):
+        value = getattr(block, field)
+        if value:
+            tags.append(Tag(key, value, f"{owner} finops.{field} ({where})"))
+    if block.business_tags:
+        tags.append(Tag("BusinessTags", _join(block.business_tags), f"{owner} finops.business_tags ({where})"))
+    return tags
+
+
+# Tags that come from an asset, per (asset, project root): many jobs share one asset file, and the asset
+# model is loaded once per process (config.load_asset), so its tags are built once too.
+_ASSET_TAGS: dict[tuple[int, Path], tuple[AssetDefinition, tuple[str, tuple[Tag, ...], tuple[Tag, ...], list[Tag]]]] = {}
+
+
+def _from_asset(asset: AssetDefinition | None, root: Path) -> tuple[str, tuple[Tag, ...], tuple[Tag, ...], list[Tag]]:
+    """(the asset file as tags name it, its governance tags, its compliance tags, its finops tags)."""
+    if asset is None:
+        return "", (), (), []
+    known = _ASSET_TAGS.get((id(asset), root))
+    if known is not None and known[0] is asset:
+        return known[1]
+    asset_file = asset.path.as_posix()
+    try:
+        asset_file = asset.path.resolve().relative_to(root).as_posix()
+    except ValueError:
+        pass
+    governance: list[Tag] = []
+    if asset.domain:
+        governance.append(Tag("Domain", asset.domain, f"asset domain ({asset_file})"))
+    if asset.dataProduct:
+        governance.append(Tag("DataProduct", asset.dataProduct, f"asset dataProduct ({asset_file})"))
+    old_governance = getattr(asset, "governance", None)
+    if isinstance(old_governance, dict) and old_governance.get("owner"):
+        governance.append(Tag("Owner", str(old_governance["owner"]), f"asset governance.owner ({asset_file})"))
+    if asset.team and asset.team.owner:
+        governance.append(Tag("Owner", asset.team.owner, f"asset team.owner ({asset_file})"))
+    compliance: list[Tag] = []
+    if asset.compliance:
+        c = asset.compliance
+        src = f"asset compliance.%s ({asset_file})"
+        for key, value in _compliance_tags(c.classification).items():
+            compliance.append(Tag(key, value, src % "classification"))
+        if c.regulations:
+            compliance.append(Tag("Regulation", _join(c.regulations), src % "regulations"))
+        if c.retention_days is not None:
+            compliance.append(Tag("RetentionDays", str(c.retention_days), src % "retention_days"))
+    result = (asset_file, tuple(governance), tuple(compliance), _finops_tags("asset", asset.finops, asset_file))
+    _ASSET_TAGS[(id(asset), root)] = (asset, result)
+    return result
+
+
 def merge_tags(job: JobConfig, asset: AssetDefinition | None, defaults: dict[str, str] | None = None) -> dict[str, Tag]:
     """All tags for a job's resources, each with the source it came from; highest precedence wins."""
     job_file = job.relative_path
-    asset_file = asset.path.as_posix() if asset else ""
-    try:
-        asset_file = asset.path.resolve().relative_to(job.project_root).as_posix() if asset else ""
-    except ValueError:
-        pass
+    asset_file, asset_governance, compliance, asset_finops = _from_asset(asset, job.project_root)
     levels: list[list[Tag]] = []  # lowest precedence first
 
     levels.append([Tag(k, v, "settings tags.defaults") for k, v in (defaults or {}).items()])
@@ -80,45 +132,13 @@ def merge_tags(job: JobConfig, asset: AssetDefinition | None, defaults: dict[str
     job_level.append(Tag("ManagedBy", MANAGED_BY, "dativo-tf"))
     levels.append(job_level)
 
-    governance: list[Tag] = []
-    if asset:
-        if asset.domain:
-            governance.append(Tag("Domain", asset.domain, f"asset domain ({asset_file})"))
-        if asset.dataProduct:
-            governance.append(Tag("DataProduct", asset.dataProduct, f"asset dataProduct ({asset_file})"))
-        old_governance = getattr(asset, "governance", None)
-        if isinstance(old_governance, dict) and old_governance.get("owner"):
-            governance.append(Tag("Owner", str(old_governance["owner"]), f"asset governance.owner ({asset_file})"))
-        if asset.team and asset.team.owner:
-            governance.append(Tag("Owner", asset.team.owner, f"asset team.owner ({asset_file})"))
+    governance = list(asset_governance)
     overrides = job.governance_overrides or {}
     if overrides.get("owner"):
         governance.append(Tag("Owner", str(overrides["owner"]), f"job governance_overrides.owner ({job_file})"))
     levels.append(governance)
-
-    compliance: list[Tag] = []
-    if asset and asset.compliance:
-        c = asset.compliance
-        src = f"asset compliance.%s ({asset_file})"
-        for key, value in _compliance_tags(c.classification).items():
-            compliance.append(Tag(key, value, src % "classification"))
-        if c.regulations:
-            compliance.append(Tag("Regulation", _join(c.regulations), src % "regulations"))
-        if c.retention_days is not None:
-            compliance.append(Tag("RetentionDays", str(c.retention_days), src % "retention_days"))
-    levels.append(compliance)
-
-    finops: list[Tag] = []
-    for owner, block, where in (("asset", asset.finops if asset else None, asset_file), ("job", job.finops, job_file)):
-        if block is None:
-            continue
-        for field, key in (("cost_center", "CostCenter"), ("project", "Project"), ("environment", "Environment")):
-            value = getattr(block, field)
-            if value:
-                finops.append(Tag(key, value, f"{owner} finops.{field} ({where})"))
-        if block.business_tags:
-            finops.append(Tag("BusinessTags", _join(block.business_tags), f"{owner} finops.business_tags ({where})"))
-    levels.append(finops)
+    levels.append(list(compliance))
+    levels.append(asset_finops + _finops_tags("job", job.finops, job_file))
 
     infra = job.infrastructure
     levels.append([Tag(k, v, f"job infrastructure.tags.{k} ({job_file})") for k, v in (infra.tags if infra else {}).items()])
