@@ -127,3 +127,19 @@ def test_path_escape_is_rejected(project, field, value):
     with pytest.raises(ForbiddenPathError) as info:
         project.render_path(path)
     assert info.value.key == field and "cannot be used as a folder name" in info.value.message
+
+
+def test_secrets_map_environment_variable_names_to_references(tmp_path):
+    write_tree(tmp_path, {"j.yaml": """
+        tenant_id: t
+        infrastructure:
+          cloud_provider: aws
+          secrets:
+            PGPASSWORD: arn:aws:secretsmanager:us-east-1:123456789012:secret:pg-AbCdEf
+            pg-password: arn:aws:secretsmanager:us-east-1:123456789012:secret:pg-AbCdEf
+    """})
+    with pytest.raises(InputErrors) as info:
+        JobConfig.from_yaml(tmp_path / "j.yaml")
+    (err,) = info.value.errors
+    assert (err.line, err.key) == (6, "infrastructure.secrets.pg-password")
+    assert "not an environment variable name" in err.message and "PGPASSWORD" in err.message

@@ -8,7 +8,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr
 
 from dativo_ingest.errors import InputError
 from dativo_ingest.project import SETTINGS_FILE
@@ -91,6 +91,21 @@ class TerraformBlock(StrictModel):
     backend: Optional[dict[str, Any]] = None
 
 
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*\Z")
+
+
+def _env_name(value: str) -> str:
+    if not _ENV_NAME.match(value):
+        raise ValueError(
+            f"{value!r} is not an environment variable name; use upper-case letters, digits and '_', "
+            "not starting with a digit (like PGPASSWORD)"
+        )
+    return value
+
+
+EnvName = Annotated[str, AfterValidator(_env_name)]
+
+
 class InfrastructureConfig(StrictModel):
     cloud_provider: Literal["aws", "gcp"]
     region: Optional[str] = None
@@ -99,6 +114,9 @@ class InfrastructureConfig(StrictModel):
     runtime_environment: RuntimeEnvironment = RuntimeEnvironment()
     tags: dict[str, Str] = {}
     terraform: TerraformBlock = TerraformBlock()
+    # Environment variable name -> where its value lives (AWS: Secrets Manager / SSM parameter ARN;
+    # GCP: Secret Manager secret or version; GKE: <kubernetes secret>/<key>). Never the value itself.
+    secrets: dict[EnvName, str] = {}
 
 
 # --- Dativo's own sections: unknown keys are kept ----------------------------------------------
