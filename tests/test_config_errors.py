@@ -112,7 +112,7 @@ def test_environment_layering(tmp_path):
 
 def test_job_overrides_settings(project):
     ws = project.render("job", "cloud_provider: aws\nregion: eu-central-1\nruntime_environment: {compute_type: ecs_task}\n"
-                        "terraform: {backend: {bucket: job-bucket, key: 'x/{job_name}.tfstate'}, resource_refs: {execution_role_arn: r}}")
+                        "terraform: {backend: {bucket: job-bucket, key: 'x/{job_name}.tfstate'}, resource_refs: {execution_role_arn: 'arn:aws:iam::123456789012:role/r'}}")
     assert 'region = "eu-central-1"' in ws.files["providers.tf"]
     assert 'bucket       = "job-bucket"' in ws.files["backend.tf"] and '"x/job.tfstate"' in ws.files["backend.tf"]
 

@@ -83,11 +83,26 @@ class Schedule(StrictModel):
     timezone: str = "UTC"
 
 
+# terraform.variables names that look like they hold a secret (camelCase is split first: dbPassword)
+_SECRET_WORD = re.compile(r"password|passwd|secret|token|credential|private_?key|(^|_)(api_?)?keys?($|_)")
+
+
+def _not_secret(name: str) -> str:
+    if _SECRET_WORD.search(re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()):
+        raise ValueError(
+            f"{name!r} looks like a secret, and terraform.variables are written in clear to terraform.tfvars and "
+            "the state; put it in infrastructure.secrets (environment variable name -> where the secret lives: "
+            "Secrets Manager/SSM ARN on AWS, Secret Manager secret on GCP), which the job reads at start "
+            "(a reference that is not secret, such as a KMS key ARN, belongs in resource_refs)"
+        )
+    return name
+
+
 class TerraformBlock(StrictModel):
     module_path: Optional[str] = None
     module_version: Optional[str] = None
     resource_refs: dict[str, Str] = {}
-    variables: dict[str, Any] = {}
+    variables: dict[Annotated[str, AfterValidator(_not_secret)], Any] = {}
     backend: Optional[dict[str, Any]] = None
 
 

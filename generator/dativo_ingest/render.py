@@ -13,7 +13,7 @@ from typing import Any
 
 import jinja2
 
-from dativo_ingest import __version__, compute, cron, hcl
+from dativo_ingest import __version__, aws, compute, cron, hcl
 from dativo_ingest.config import AssetDefinition, JobConfig
 from dativo_ingest.errors import CloudLimitError, ForbiddenPathError, InputError
 from dativo_ingest.project import ProjectSettings
@@ -378,14 +378,19 @@ def _context(job, settings, project, directory, runtime, refs, schedule, variabl
         "aws_log_retention_days": settings.aws.log_retention_days,
         "kubernetes_namespace": refs.get("namespace") or settings.kubernetes.namespace,
         "ref": lambda name: _ref(refs, name),
+        "required_version": settings.terraform_version,
+        "ref_rules": [],  # [{key, pattern, what, required}]: validation blocks on var.resource_refs
     }
-    ctx.update(_compute_context(job, runtime, refs, image, command, ctx["container_env"], settings, project))
+    if cloud == "aws":
+        always, scheduled = REQUIRED_REFS[runtime.compute_type]
+        ctx.update(aws.context(job, runtime, refs, schedule, settings, project, region, parts, warnings,
+                               backend=backend, module=bool(module), command=command,
+                               required_refs=list(always) + (list(scheduled) if schedule else []),
+                               container_env=ctx["container_env"]))
+    ctx.update(_compute_context(job, runtime, refs, ctx["image"], command, ctx["container_env"], settings, project))
     if not module:
         _require_refs(job, runtime.compute_type, refs, schedule, runtime)
     return ctx
-
-
-_ECR_IMAGE = re.compile(r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/")
 
 
 def _compute_context(job, runtime, refs, image, command, container_env, settings, project) -> dict[str, Any]:
@@ -393,12 +398,6 @@ def _compute_context(job, runtime, refs, image, command, container_env, settings
     retry = job.retry_config or {}
     attempts = retry.get("max_attempts") if isinstance(retry, dict) else None
     retries = int(attempts) - 1 if isinstance(attempts, int) and attempts >= 1 else None
-    if runtime.compute_type == "lambda" and not job.infrastructure.terraform.module_path and not _ECR_IMAGE.match(image):
-        raise InputError(
-            f"Lambda runs container images from Amazon ECR only, and {image!r} is not an ECR image; "
-            "set aws.image in dativo-tf.yaml to your ECR copy (ACCOUNT.dkr.ecr.REGION.amazonaws.com/...)",
-            path=project.display_path, key="aws.image",
-        )
     env_flags = " ".join(f"-e {shlex.quote(f'{k}={v}')}" for k, v in container_env.items())
     docker = f"docker run --rm {env_flags} {shlex.quote(image)} {' '.join(shlex.quote(c) for c in command)}"
     timeout = runtime.timeout_seconds
@@ -418,9 +417,10 @@ def _compute_context(job, runtime, refs, image, command, container_env, settings
 
 # resource_refs each compute type needs: always, and when a schedule is set
 REQUIRED_REFS = {
-    "ecs_task": (("execution_role_arn",), ("cluster_name", "scheduler_role_arn")),
-    "lambda": ((), ("scheduler_role_arn",)),
-    "ec2_instance": ((), ("scheduler_role_arn",)),
+    # AWS: without scheduler_role_arn the workspace creates the schedule's least-privilege role
+    "ecs_task": (("execution_role_arn",), ("cluster_name",)),
+    "lambda": ((), ()),
+    "ec2_instance": ((), ()),
     "cloud_run": ((), ()),
     "gce_instance": ((), ()),
     "gke_pod": (("cluster_name",), ()),
@@ -432,6 +432,12 @@ def _require_refs(job: JobConfig, compute_type: str, refs: dict[str, str], sched
     needed = list(always) + (list(scheduled) if schedule else [])
     if compute_type == "lambda" and not refs.get("execution_role_arn") and not runtime.service_account:
         needed.append("execution_role_arn")
+    if compute_type == "ec2_instance" and not refs.get("instance_profile_name") and not runtime.service_account:
+        raise job.error(
+            "ec2_instance needs an instance profile (it pulls the image, writes logs and stops the instance): "
+            "set resource_refs.instance_profile_name or runtime_environment.service_account to its name",
+            "infrastructure", "terraform", "resource_refs",
+        )
     if compute_type in ("cloud_run", "gce_instance") and not refs.get("service_account_email") and not runtime.service_account:
         needed.append("service_account_email")
     if compute_type == "ecs_task" and schedule and not runtime.subnet_ids:

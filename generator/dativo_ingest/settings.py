@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dativo_ingest.config import Str
 from dativo_ingest.project import DEFAULT_JOBS, DEFAULT_OUTPUT_DIR
@@ -30,12 +30,38 @@ class GcsBackend(Strict):
     prefix: str = "{tenant_id}/{environment}/{job_name}"
 
 
+# The values CloudWatch Logs accepts for a log group's retention (0: never expire).
+CLOUDWATCH_RETENTION_DAYS = (0, 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
+                             2557, 2922, 3288, 3653)
+
+
+class AwsKms(Strict):
+    """Customer managed KMS keys (ARNs); without one, each service encrypts with its AWS managed key."""
+
+    logs: Optional[str] = None  # CloudWatch log groups
+    scheduler: Optional[str] = None  # EventBridge Scheduler schedules
+    disks: Optional[str] = None  # EC2 root volumes
+
+
 class AwsSettings(Strict):
     region: str = "us-east-1"
     provider_version: str = "~> 6.0"
-    image: Optional[str] = None  # overrides `image` on AWS (Lambda needs an ECR image)
+    # Image strings may hold {region}: the job's region (an ECR repository replicated per region).
+    image: Optional[str] = None  # overrides `image` on AWS
+    lambda_image: Optional[str] = None  # a Lambda-capable image (Runtime API client, handler as CMD)
     log_retention_days: int = 30
+    kms: AwsKms = AwsKms()
     backend: S3Backend = S3Backend()
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if value not in CLOUDWATCH_RETENTION_DAYS:
+            raise ValueError(
+                "CloudWatch Logs does not accept this retention; allowed: "
+                + ", ".join(map(str, CLOUDWATCH_RETENTION_DAYS)) + " (0 = never expire)"
+            )
+        return value
 
 
 class GcpSettings(Strict):
