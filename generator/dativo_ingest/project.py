@@ -27,6 +27,8 @@ class ProjectSettings:
         self.path = path
         self.text = text
         self.raw = data or {}
+        # The output folder actually written to (`generate --out`); None: output_dir from the settings.
+        self.out: Path | None = None
         self._per_env: dict[str | None, Settings] = {}
         if not lazy:
             self.validate()
@@ -88,6 +90,8 @@ class ProjectSettings:
     # without building the models; anything else goes through validation and its error.
     @property
     def output_dir(self) -> Path:
+        if self.out is not None:
+            return self.out
         raw = self.raw.get("output_dir", DEFAULT_OUTPUT_DIR)
         return self.root / (raw if isinstance(raw, str) else self.base.output_dir)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import jinja2
 
-from dativo_ingest import __version__, aws, compute, cron, hcl
+from dativo_ingest import __version__, aws, compute, cron, gcp, hcl
 from dativo_ingest.config import AssetDefinition, JobConfig
 from dativo_ingest.errors import CloudLimitError, ForbiddenPathError, InputError
 from dativo_ingest.project import ProjectSettings
@@ -115,15 +115,23 @@ def _with_job(job: JobConfig, exc: InputError, *loc: str) -> InputError:
 
 
 def module_source(job: JobConfig, directory: PurePosixPath, output_dir: Path) -> tuple[str, bool]:
-    """(source for the module block, whether `version` applies). Local paths are repo-relative."""
+    """(source for the module block, whether `version` applies). A folder that exists (relative to the
+    project root, or absolute) is local and written relative to the workspace in `output_dir`, the output
+    folder actually used; a registry address keeps its version; a local path that does not exist is an error."""
     raw = job.infrastructure.terraform.module_path
     if _REMOTE_SOURCE.search(raw):
         return raw, False
-    if _REGISTRY_SOURCE.match(raw) and not raw.startswith((".", "/")):
-        return raw, True
+    target = (job.project_root / raw).resolve()  # an absolute raw path stays itself
+    if not target.is_dir():
+        if _REGISTRY_SOURCE.match(raw) and not raw.startswith((".", "/")):
+            return raw, True
+        raise job.error(
+            f"module folder {raw!r} does not exist (looked for {target}); allowed: a folder relative to the "
+            "project root, a registry address NAMESPACE/NAME/PROVIDER, or a remote source (git::, https://, ...)",
+            "infrastructure", "terraform", "module_path",
+        )
     if raw.startswith("/"):
         return raw, False
-    target = (job.project_root / raw).resolve()
     workspace = (output_dir / directory).resolve()
     rel = Path(os.path.relpath(target, workspace)).as_posix()
     return (rel if rel.startswith("../") else f"./{rel}"), False
@@ -354,7 +362,6 @@ def _context(job, settings, project, directory, runtime, refs, schedule, variabl
         "derived": runtime.derived,
         "region": region,
         "project_id": project_id,
-        "zone": settings.gcp.zone or f"{region}-a",
         "settings": settings,
         "backend": backend,
         "module": module,
@@ -373,7 +380,9 @@ def _context(job, settings, project, directory, runtime, refs, schedule, variabl
         "generator_version": __version__,
         "has_network": bool(runtime.subnet_ids or runtime.security_group_ids or runtime.vpc_id),
         "name": compute.resource_name(parts, 64),
-        "dns_name": compute.resource_name(parts, 63, lowercase=True, allowed="a-z0-9-"),
+        # Kubernetes appends 11 characters to a CronJob's name for its Jobs: 52 leaves room for them.
+        "dns_name": compute.resource_name(parts, 52 if runtime.compute_type == "gke_pod" and schedule else 63,
+                                          lowercase=True, allowed="a-z0-9-"),
         "log_group_name": refs.get("log_group_name") or f"/dativo/{'/'.join(parts)}",
         "aws_log_retention_days": settings.aws.log_retention_days,
         "kubernetes_namespace": refs.get("namespace") or settings.kubernetes.namespace,
@@ -387,6 +396,8 @@ def _context(job, settings, project, directory, runtime, refs, schedule, variabl
                                backend=backend, module=bool(module), command=command,
                                required_refs=list(always) + (list(scheduled) if schedule else []),
                                container_env=ctx["container_env"]))
+    if cloud == "gcp" and not module:
+        ctx.update(gcp.context(job, project, settings, parts, ctx))
     ctx.update(_compute_context(job, runtime, refs, ctx["image"], command, ctx["container_env"], settings, project))
     if not module:
         _require_refs(job, runtime.compute_type, refs, schedule, runtime)

@@ -64,18 +64,28 @@ class AwsSettings(Strict):
         return value
 
 
+class GcpKms(Strict):
+    """Customer managed Cloud KMS keys (projects/P/locations/L/keyRings/R/cryptoKeys/K); default: Google managed."""
+
+    disks: Optional[str] = Field(default=None, pattern=r"^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$")
+
+
 class GcpSettings(Strict):
     project_id: Optional[str] = None
     region: str = "us-central1"
-    zone: Optional[str] = None  # default: <region>-a
+    zone: Optional[str] = None  # a zone of the job's region; default: the region's first zone (templates/gcp/zones.json)
     provider_version: str = "~> 7.0"
     image: Optional[str] = None
+    kms: GcpKms = GcpKms()
     backend: GcsBackend = GcsBackend()
 
 
 class KubernetesSettings(Strict):
     provider_version: str = "~> 2.38"
     namespace: str = "default"
+    # The job's container must not run as root (its image needs a non-root USER, or set run_as_user).
+    run_as_non_root: bool = True
+    run_as_user: Optional[int] = Field(default=None, ge=1)
 
 
 class TagSettings(Strict):
