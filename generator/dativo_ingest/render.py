@@ -13,7 +13,7 @@ from typing import Any
 
 import jinja2
 
-from dativo_ingest import __version__, aws, compute, cron, gcp, hcl
+from dativo_ingest import __version__, aws, compute, cron, gcp, hcl, modules
 from dativo_ingest.config import AssetDefinition, JobConfig
 from dativo_ingest.errors import CloudLimitError, ForbiddenPathError, InputError
 from dativo_ingest.project import ProjectSettings
@@ -350,7 +350,10 @@ def _context(job, settings, project, directory, runtime, refs, schedule, variabl
                 f"and {tf.module_path!r} is a local path or a remote URL (pin remote URLs with ?ref=)",
                 "infrastructure", "terraform", "module_version",
             ))
-        module = {"source": source, "version": version}
+        # module mode outputs each resource_ref and each non-sensitive output of a local module on its own
+        module = {"source": source, "version": version,
+                  "ref_outputs": [k for k in sorted(tf.resource_refs) if hcl.is_identifier(k)],
+                  "outputs": modules.outputs(job.project_root / tf.module_path) if not versioned else []}
 
     image = (settings.aws.image if cloud == "aws" else settings.gcp.image) or settings.image
     parts = list(directory.parts)
