@@ -31,6 +31,9 @@ CASES = {
 SECRETS = {  # infrastructure.secrets per cloud
     "aws": "secrets: {PGPASSWORD: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:pg-AbCdEf', "
            "API_TOKEN: 'arn:aws:ssm:us-east-1:123456789012:parameter/etl/api-token'}",
+    # GCP: Secret Manager references; GKE: Kubernetes secret/key
+    "gcp": "secrets: {PGPASSWORD: 'projects/shared/secrets/pg/versions/3', API_TOKEN: 'api-token'}",
+    "gke_pod": "secrets: {PGPASSWORD: etl-db/password, API_TOKEN: 'api.tokens/token'}",
 }
 HOSTILE_TAGS = 'Quote: "say \\"hi\\""\n    Template: "${var.secret} %{ if x }"\n    Newline: "a\\nb"\n    Unicode: "Zürich ✓"'
 
@@ -46,8 +49,8 @@ def _infra(compute: str, schedule: bool, network: bool) -> str:
     if network:
         lines.append("  " + NETWORK[cloud])
     lines.append("tags:\n  " + HOSTILE_TAGS.replace("\n    ", "\n  "))
-    if cloud in SECRETS:
-        lines.append(SECRETS[cloud])
+    if compute in SECRETS or cloud in SECRETS:
+        lines.append(SECRETS.get(compute) or SECRETS[cloud])
     lines.append("terraform:\n  resource_refs:\n    " + refs.replace("\n      ", "\n    "))
     lines.append("  variables: {flag: true, count_max: 3, names: [a, b], mixed: {a: 1, b: x}, nothing: null}")
     return "\n".join(lines)
