@@ -279,7 +279,7 @@ def test_ordinary_terraform_variables_pass(project, name):
 
 def test_ecs_timeout_is_an_essential_sleep_container(project):
     main = project.render("job", infra("ecs_task", runtime="timeout_seconds: 5400", **ECS)).files["main.tf"]
-    assert 'name       = "timeout"' in main and 'entryPoint = ["sleep", "${var.runtime_environment.timeout_seconds}"]' in main
+    assert 'name       = "timeout"' in main and 'entryPoint = ["sleep", tostring(var.runtime_environment.timeout_seconds)]' in main
     timeout = main[main.index('name       = "timeout"'):]
     assert "essential  = true" in timeout[:200]
     assert "stopTimeout = 30" in main
