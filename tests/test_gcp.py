@@ -359,3 +359,44 @@ def test_gke_pod_is_locked_down(project):
     pod = resources(project.render("pod", gke()))["kubernetes_job_v1.job"]["spec"][0]["template"][0]["spec"][0]
     assert pod["security_context"][0]["run_as_non_root"] is False
     assert pod["security_context"][0]["run_as_user"] == 1000
+
+
+# --- resource_refs formats -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("build, ref, message", [
+    (cloud_run, "    service_account_email: etl-sa\n", "not a service account email"),
+    (cloud_run, "    scheduler_service_account_email: cron@example.com\n", "not a service account email"),
+    (cloud_run, "    subnet_id: projects/p/regions/us-central1/networks/n\n", "not a subnetwork name"),
+])
+def test_a_malformed_resource_ref_is_an_error_at_generation(project, build, ref, message):
+    with pytest.raises(InputError, match=message) as info:
+        project.render("job", build(refs=ref))
+    assert info.value.key == "infrastructure.terraform.resource_refs." + ref.split(":")[0].strip()
+
+
+def test_a_malformed_gke_ref_is_an_error_at_generation(project):
+    infra = gke().replace("cluster_name: gke-1", "cluster_name: GKE_1")
+    with pytest.raises(InputError, match="not a GKE cluster name") as info:
+        project.render("job", infra)
+    assert info.value.key == "infrastructure.terraform.resource_refs.cluster_name"
+
+
+@pytest.mark.parametrize("tfvars_edit, message", [
+    (('cluster_name = "gke-1"', 'cluster_name = "GKE_1"'), "resource_refs.cluster_name must be a GKE cluster name"),
+    (('cluster_name = "gke-1"', 'other = "x"'), "resource_refs.cluster_name is required"),
+])
+def test_variables_validate_resource_refs_at_plan(project, tmp_path, tfvars_edit, message):
+    from tests.tfcheck import terraform
+
+    ws = project.render("pod", gke())
+    work = tmp_path / "ws"
+    work.mkdir()
+    (work / "variables.tf").write_text(ws.files["variables.tf"])
+    old, new = tfvars_edit
+    assert old in ws.files["terraform.tfvars"]
+    (work / "terraform.tfvars").write_text(ws.files["terraform.tfvars"].replace(old, new))
+    rc, out, err = terraform(["init", "-input=false", "-backend=false", "-no-color"], work)
+    assert rc == 0, err
+    rc, out, err = terraform(["plan", "-input=false", "-no-color", "-refresh=false", "-lock=false"], work)
+    assert rc != 0 and message in " ".join(err.split()), err

@@ -30,6 +30,25 @@ CLOUD_RUN_MAX_RETRIES = 10
 GCE_START_MARGIN_SECONDS = 600
 K8S_MAX_BACKOFF_SECONDS = 360  # the Job controller waits 10 s, 20 s, 40 s ... at most 6 min between attempts
 STARTUP_SCRIPT = ("gcp", "gce_instance", "startup.sh")
+# The format of every resource_refs key a GCP compute type reads: checked at generation and by a validation
+# block in variables.tf (so an edited tfvars fails at plan with the same message).
+_ACCOUNT = (r"^[a-z0-9][a-z0-9._-]*@[a-z0-9][a-z0-9.:-]*\.gserviceaccount\.com$", "a service account email")
+REF_FORMATS = {
+    "service_account_email": _ACCOUNT,
+    "scheduler_service_account_email": _ACCOUNT,
+    "subnet_id": (r"^(https://www\.googleapis\.com/compute/v1/)?(projects/[a-z0-9.:-]+/regions/[a-z0-9-]+/subnetworks/)?"
+                  r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?$", "a subnetwork name or projects/P/regions/R/subnetworks/NAME"),
+    "cluster_name": (r"^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$", "a GKE cluster name"),
+    "cluster_location": (r"^[a-z]+-[a-z]+[0-9]+(-[a-z])?$", "a GKE cluster's region or zone"),
+    "namespace": (r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", "a Kubernetes namespace name"),
+    "kubernetes_service_account": (r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$", "a Kubernetes service account name"),
+}
+READS = {
+    "cloud_run": ("service_account_email", "subnet_id", "scheduler_service_account_email"),
+    "gce_instance": ("service_account_email", "subnet_id"),
+    "gke_pod": ("cluster_name", "cluster_location", "namespace", "kubernetes_service_account"),
+}
+REQUIRED = {"gke_pod": ("cluster_name",)}
 
 
 @lru_cache(maxsize=1)
@@ -127,6 +146,19 @@ def secrets(job: JobConfig, compute_type: str, project_id: str) -> list[dict[str
     return out
 
 
+def ref_rules(job: JobConfig, compute_type: str, refs: dict[str, str]) -> list[dict[str, Any]]:
+    """The format rule of every resource_refs key the compute type reads; a set key breaking it is an error."""
+    rules = []
+    for name in READS[compute_type]:
+        pattern, what = REF_FORMATS[name]
+        value = refs.get(name)
+        if value and not re.match(pattern, value):
+            raise job.error(f"{value!r} is not {what} (pattern {pattern})",
+                            "infrastructure", "terraform", "resource_refs", name)
+        rules.append({"key": name, "pattern": pattern, "what": what, "required": name in REQUIRED.get(compute_type, ())})
+    return rules
+
+
 def _b64(text: str) -> str:
     return base64.b64encode(text.encode("utf-8")).decode("ascii")
 
@@ -167,6 +199,7 @@ def context(job: JobConfig, project: ProjectSettings, settings: Settings, parts:
                         f"allowed: 1-{CLOUD_RUN_MAX_RETRIES + 1}", "retry_config", "max_attempts", cls=CloudLimitError)
     job_secrets = secrets(job, compute_type, ctx["project_id"])
     out: dict[str, Any] = {
+        "ref_rules": ref_rules(job, compute_type, ctx["refs"]),
         "max_attempts": max_attempts,
         "retries": retries,
         "secrets": job_secrets,
