@@ -82,7 +82,7 @@ class Vm:
 
     def boot(self, **env: str) -> subprocess.CompletedProcess:
         environ = {"PATH": f"{self.root / 'bin'}:{os.environ['PATH']}", "META": str(self.root / "meta"),
-                   "LOG": str(self.root / "log"), **env}
+                   "LOG": str(self.root / "log"), "DATIVO_TF_STATE": str(self.root / "disk/var/lib/dativo-tf"), **env}
         return subprocess.run(["bash", str(self.root / "startup.sh")], cwd=self.root, env=environ,
                               capture_output=True, text=True, timeout=120)
 
@@ -101,12 +101,13 @@ class Vm:
 HOSTILE_FOLDER = "$(touch PWNED); `touch PWNED2` 'q' \"d\" * ${HOME} %{x} \\ é"
 
 
-def render(project, folder: str = "acme", infra_extra: str = "", job_extra: str = ""):
+def render(project, folder: str = "acme", infra_extra: str = "", job_extra: str = "", schedule: bool = False):
     from dativo_ingest.config import JobConfig
     from dativo_ingest.project import ProjectSettings
     from dativo_ingest.render import render_job
     from tests.conftest import job_yaml
 
+    infra_extra += 'schedule: "0 3 * * *"\n' if schedule else ""
     infra = (f"cloud_provider: gcp\n{infra_extra}runtime_environment:\n  compute_type: gce_instance\n"
              f"  service_account: {SA}\n  timeout_seconds: 600\n  network: {{subnet_ids: [s]}}\n")
     path = project.root / "jobs" / folder / "etl.yaml"
@@ -198,3 +199,19 @@ def test_the_script_is_the_same_for_every_job(project, tmp_path):
     two = metadata_and_script(render(project, HOSTILE_FOLDER, job_extra="retry_config: {max_attempts: 2}\n").files["main.tf"])[1]
     assert one == two
     assert base64.b64encode(b"jobs/a/etl.yaml").decode() in render(project, "a").files["main.tf"]
+
+
+def test_a_scheduled_vm_does_not_run_the_job_when_apply_creates_it(project, tmp_path):
+    ws = render(project, schedule=True)
+    vm = Vm(tmp_path / "vm", ws.files["main.tf"])
+    first = vm.boot()
+    assert first.returncode == 0 and "first boot of a scheduled job's VM" in first.stdout
+    assert vm.runs() == [] and vm.log("shutdown") == "-h now\n"
+    assert vm.boot().returncode == 0  # the instance schedule's start
+    assert len(vm.runs()) == 1 and vm.log("shutdown") == "-h now\n-h now\n"
+
+
+def test_an_unscheduled_vm_runs_the_job_at_its_first_boot(project, tmp_path):
+    vm = Vm(tmp_path / "vm", render(project).files["main.tf"])
+    assert "dativo-scheduled" not in vm.meta
+    assert vm.boot().returncode == 0 and len(vm.runs()) == 1

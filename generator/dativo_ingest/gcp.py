@@ -170,7 +170,8 @@ def startup_script() -> list[str]:
 
 
 def startup_metadata(job: JobConfig, image: str, command: list[str], env: dict[str, str],
-                     job_secrets: list[dict[str, str]], timeout: int, max_attempts: int) -> dict[str, str]:
+                     job_secrets: list[dict[str, str]], timeout: int, max_attempts: int,
+                     scheduled: bool) -> dict[str, str]:
     """The instance metadata the start-up script reads: values base64-encoded, never inside the script."""
     for what, values in (("image", [image]), ("command", command), ("container environment", list(env.values()))):
         for value in values:
@@ -182,6 +183,7 @@ def startup_metadata(job: JobConfig, image: str, command: list[str], env: dict[s
         "dativo-env": " ".join(f"{name}={_b64(value)}" for name, value in env.items()),
         "dativo-image": _b64(image),
         "dativo-max-attempts": str(max_attempts),
+        **({"dativo-scheduled": "true"} if scheduled else {}),
         **({"dativo-secrets": " ".join(f"{s['env']}={s['path']}" for s in job_secrets)} if job_secrets else {}),
         "dativo-timeout-seconds": str(timeout),
     }
@@ -210,7 +212,7 @@ def context(job: JobConfig, project: ProjectSettings, settings: Settings, parts:
         out["zone"] = zone(job, project, settings, ctx["region"])
         out["startup_script"] = startup_script()
         out["startup_metadata"] = startup_metadata(job, ctx["image"], ctx["command"], ctx["container_env"],
-                                                   job_secrets, timeout, max_attempts)
+                                                   job_secrets, timeout, max_attempts, bool(ctx["schedule"]))
         out["max_run_seconds"] = timeout * max_attempts + GCE_START_MARGIN_SECONDS
         out["start_margin"] = GCE_START_MARGIN_SECONDS
     if compute_type == "gke_pod":

@@ -13,6 +13,18 @@ attr() { meta "attributes/$1"; }
 decode() { printf '%s' "$1" | base64 -d; }
 fail() { echo "dativo-tf: $*" >&2; exit 1; }
 
+# A scheduled job's VM is created by `terraform apply`: that first boot is not a scheduled run, so it only
+# powers off. The marker lives on the boot disk, which survives stop and start (a replaced VM skips again).
+state=${DATIVO_TF_STATE:-/var/lib/dativo-tf}
+if [[ ! -e $state/booted ]]; then
+  mkdir -p "$state" && touch "$state/booted" || fail "cannot write $state"
+  scheduled=$(attr dativo-scheduled) || scheduled=false
+  if [[ $scheduled == true ]]; then
+    echo "dativo-tf: first boot of a scheduled job's VM: not running the job; the instance schedule starts it"
+    exit 0
+  fi
+fi
+
 raw=$(attr dativo-image) || fail "cannot read dativo-image from the metadata"
 image=$(decode "$raw") && [[ -n $image ]] || fail "bad dativo-image"
 timeout_seconds=$(attr dativo-timeout-seconds) || fail "cannot read dativo-timeout-seconds"
