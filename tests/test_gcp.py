@@ -400,3 +400,10 @@ def test_variables_validate_resource_refs_at_plan(project, tmp_path, tfvars_edit
     assert rc == 0, err
     rc, out, err = terraform(["plan", "-input=false", "-no-color", "-refresh=false", "-lock=false"], work)
     assert rc != 0 and message in " ".join(err.split()), err
+
+
+def test_secrets_in_module_mode_are_a_warning(project):
+    (project.root / "modules/etl").mkdir(parents=True)
+    ws = render_with(project, "mod", module_job("modules/etl") + "secrets: {PGPASSWORD: pg}\n")
+    (warning,) = [w for w in ws.warnings if w.key == "infrastructure.secrets"]
+    assert "not passed to the module" in warning.message and warning.line

@@ -354,6 +354,12 @@ def _context(job, settings, project, directory, runtime, refs, schedule, variabl
         module = {"source": source, "version": version,
                   "ref_outputs": [k for k in sorted(tf.resource_refs) if hcl.is_identifier(k)],
                   "outputs": modules.outputs(job.project_root / tf.module_path) if not versioned else []}
+        if infra.secrets:
+            warnings.append(job.error(
+                "secrets are not passed to the module (module mode passes the seed's five variables and "
+                "terraform.variables): the module must read them itself, or drop module_path",
+                "infrastructure", "secrets",
+            ))
 
     image = (settings.aws.image if cloud == "aws" else settings.gcp.image) or settings.image
     parts = list(directory.parts)
