@@ -62,8 +62,8 @@ def _settings_error(project: ProjectSettings, environment: str | None, key: str,
     """An error about a settings key, at its line: under environments.<env> when that layer sets it."""
     parts = key.split(".")
     loc: list[str] = parts
-    layer = project.raw.get("environments", {}).get(environment or "") if isinstance(project.raw.get("environments"), dict) else None
-    node: Any = layer
+    environments = project.raw.get("environments")
+    node: Any = environments.get(environment or "") if isinstance(environments, dict) else None
     for part in parts:
         node = node.get(part) if isinstance(node, dict) else None
     if node is not None:
@@ -173,11 +173,14 @@ def startup_metadata(job: JobConfig, image: str, command: list[str], env: dict[s
                      job_secrets: list[dict[str, str]], timeout: int, max_attempts: int,
                      scheduled: bool) -> dict[str, str]:
     """The instance metadata the start-up script reads: values base64-encoded, never inside the script."""
-    for what, values in (("image", [image]), ("command", command), ("container environment", list(env.values()))):
+    sources = (("image", "gcp.image or image in dativo-tf.yaml", [image]),
+               ("command argument", "the job file's path or command in dativo-tf.yaml", command),
+               ("container environment value", "the job file's path", list(env.values())))
+    for what, origin, values in sources:
         for value in values:
             if _CONTROL.search(value):
-                raise job.error(f"the {what} value {value!r} holds a control character; a VM start-up cannot pass it "
-                                "safely. Rename the file or folder, or fix the setting")
+                raise job.error(f"the {what} {value!r} holds a control character, which the VM start-up refuses; "
+                                f"it comes from {origin}: rename or fix it", "infrastructure", "runtime_environment")
     return {
         "dativo-args": " ".join(_b64(arg) for arg in command),
         "dativo-env": " ".join(f"{name}={_b64(value)}" for name, value in env.items()),
