@@ -380,3 +380,15 @@ def test_variables_validate_resource_refs_at_plan(project, tmp_path, tfvars_edit
     assert rc == 0, err
     rc, out, err = terraform(["plan", "-input=false", "-no-color", "-refresh=false", "-lock=false"], work)
     assert rc != 0 and message in " ".join(err.split()), err
+
+
+def test_lambda_on_a_non_ecr_image_names_the_top_level_setting(project):
+    set_settings(project, """
+        image: ghcr.io/dativo-io/dativo-ingest:1
+        aws:
+          region: us-east-1
+    """)
+    with pytest.raises(InputError) as info:
+        project.render("fn", infra("lambda", **LAMBDA))
+    assert (info.value.key, info.value.line) == ("image", 2)
+    assert "not an ECR image" in info.value.message and "aws.lambda_image" in info.value.message

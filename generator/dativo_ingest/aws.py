@@ -49,7 +49,10 @@ def image(job: JobConfig, settings: Settings, project: ProjectSettings, region: 
         section, name, raw = "aws", "image", settings.aws.image
     else:
         section, name, raw = "", "image", settings.image
-    key, line = _setting_key(project, job.environment, section, name) if section else ("image", None)
+    if section:
+        key, line = _setting_key(project, job.environment, section, name)
+    else:
+        key, line = "image", line_of(project.text, ("image",)) if project.text else None
     resolved = raw.replace("{region}", region)
     if not lambda_job or infra.terraform.module_path:
         return resolved, key
