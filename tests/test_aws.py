@@ -392,3 +392,14 @@ def test_lambda_on_a_non_ecr_image_names_the_top_level_setting(project):
         project.render("fn", infra("lambda", **LAMBDA))
     assert (info.value.key, info.value.line) == ("image", 2)
     assert "not an ECR image" in info.value.message and "aws.lambda_image" in info.value.message
+
+
+@pytest.mark.parametrize("compute, runtime, refs, key", [
+    ("lambda", "", f"execution_role_arn: {EXEC}", "execution_role_arn"),
+    ("ec2_instance", "", "instance_profile_name: etl-profile", "instance_profile_name"),
+])
+def test_the_identity_ref_is_required_in_variables_when_no_service_account_names_it(project, compute, runtime, refs, key):
+    variables = project.render("job", infra(compute, refs=refs)).files["variables.tf"]
+    assert f'contains(keys(var.resource_refs), "{key}")' in variables
+    named = project.render("job", infra(compute, runtime="service_account: some-name")).files["variables.tf"]
+    assert f'contains(keys(var.resource_refs), "{key}")' not in named

@@ -140,6 +140,7 @@ READS = {
     "ec2_instance": ("ami_id", "subnet_id", "instance_profile_name", "log_group_name", "scheduler_role_arn",
                      "dead_letter_queue_arn"),
 }
+IDENTITY_REFS = {"lambda": "execution_role_arn", "ec2_instance": "instance_profile_name"}
 _LOCKFILE_VERSION = (1, 11)  # S3 native state locking (use_lockfile) is generally available from Terraform 1.11
 _MINIMUM = re.compile(r"^\s*(>=|~>)\s*(\d+)\.(\d+)")
 
@@ -197,11 +198,13 @@ def context(job: JobConfig, runtime, refs: dict[str, str], schedule, settings: S
     found = secrets(job)
     retry_count = retries(job, compute_type)
     log_group = refs.get("log_group_name") or "/dativo/" + "/".join(parts)
+    # the identity ref is required when runtime_environment.service_account does not name it
+    identity = [IDENTITY_REFS[compute_type]] if compute_type in IDENTITY_REFS and not runtime.service_account else []
     instance_type = runtime.derived.get("instance_type")
     retention = settings.aws.log_retention_days
     return {
         "required_version": required_version(settings.terraform_version, backend),
-        "ref_rules": [] if module else ref_rules(job, compute_type, refs, required_refs),
+        "ref_rules": [] if module else ref_rules(job, compute_type, refs, required_refs + identity),
         "image": resolved,
         "image_key": key,
         "ecr": {"registry": resolved.split("/", 1)[0], "region": ecr.group(1)} if ecr else None,

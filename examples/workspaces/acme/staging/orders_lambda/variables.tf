@@ -49,6 +49,11 @@ variable "resource_refs" {
   default     = {}
 
   validation {
+    condition     = contains(keys(var.resource_refs), "execution_role_arn")
+    error_message = "resource_refs.execution_role_arn is required (an IAM role ARN)."
+  }
+
+  validation {
     condition     = alltrue([for k, v in var.resource_refs : can(regex("^arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$", v)) if k == "execution_role_arn"])
     error_message = "resource_refs.execution_role_arn must be an IAM role ARN."
   }
