@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib.resources import files
@@ -414,21 +413,13 @@ def _context(job, settings, project, directory, runtime, refs, schedule, variabl
 
 
 def _compute_context(job, runtime, refs, image, command, container_env, settings, project) -> dict[str, Any]:
-    """Values only some compute types use: the VM start command, retries, Kubernetes resources."""
-    retry = job.retry_config or {}
-    attempts = retry.get("max_attempts") if isinstance(retry, dict) else None
-    retries = int(attempts) - 1 if isinstance(attempts, int) and attempts >= 1 else None
-    env_flags = " ".join(f"-e {shlex.quote(f'{k}={v}')}" for k, v in container_env.items())
-    docker = f"docker run --rm {env_flags} {shlex.quote(image)} {' '.join(shlex.quote(c) for c in command)}"
-    timeout = runtime.timeout_seconds
+    """Values only some compute types use: Kubernetes resources and service account. (Start-up scripts and
+    retries are per cloud: aws.context, gcp.context.)"""
     resources = {"cpu": runtime.derived.get("cpu"), "memory": runtime.derived.get("memory")}
     if runtime.derived.get("ephemeral_storage"):
         resources["ephemeral-storage"] = runtime.derived["ephemeral_storage"]
     account = runtime.service_account
     return {
-        "run_line": f"timeout {timeout}s {docker}" if timeout else docker,
-        "max_retries": retries,
-        "backoff_limit": retries if retries is not None else 0,
         "k8s_resources": resources,
         "service_account_name": _ref(refs, "kubernetes_service_account")
         or ("var.runtime_environment.service_account" if account and "@" not in account else None),
