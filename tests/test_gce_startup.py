@@ -4,6 +4,7 @@ the metadata server and Secret Manager, docker, docker-credential-gcr, shutdown)
 from __future__ import annotations
 
 import base64
+import json
 import os
 import re
 import shutil
@@ -215,3 +216,18 @@ def test_an_unscheduled_vm_runs_the_job_at_its_first_boot(project, tmp_path):
     vm = Vm(tmp_path / "vm", render(project).files["main.tf"])
     assert "dativo-scheduled" not in vm.meta
     assert vm.boot().returncode == 0 and len(vm.runs()) == 1
+
+
+def test_hostile_image_and_command_settings_reach_docker_verbatim(project, tmp_path):
+    settings = project.root / "dativo-tf.yaml"
+    hostile = "$(touch PWNED3);`touch PWNED4` 'a b' \"c\" ${IFS} %{x} * \\ é"
+    as_setting = hostile.replace("{", "{{").replace("}", "}}")  # command arguments are format strings
+    settings.write_text(settings.read_text() + "image: 'ghcr.io/x/y:1 $(touch PWNED5)'\n"
+                        + "command: [run, --config, '{job_path}', --note, " + json.dumps(as_setting) + "]\n")
+    vm = Vm(tmp_path / "vm", render(project).files["main.tf"])
+    result = vm.boot()
+    assert result.returncode == 0, result.stderr
+    (run,) = vm.runs()
+    assert run[-6:] == ["ghcr.io/x/y:1 $(touch PWNED5)", "run", "--config", "jobs/acme/etl.yaml", "--note",
+                        hostile]
+    assert not list(tmp_path.rglob("PWNED*")) and not list(Path.cwd().glob("PWNED*"))
