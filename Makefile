@@ -4,7 +4,13 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup examples golden test bench clean
+# checkov (the security scanner the tests run over the generated Terraform) pins versions that clash with
+# dagster's, so it gets a virtualenv of its own.
+CHECKOV_VENV    ?= .venv-checkov
+CHECKOV_VERSION ?= 3.3.30
+CHECKOV_STAMP   := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
+
+.PHONY: setup checkov examples golden test bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,7 +18,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test,dagster]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+$(CHECKOV_STAMP):
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet 'checkov==$(CHECKOV_VERSION)'
+	touch $(CHECKOV_STAMP)
+
+setup: $(STAMP) $(CHECKOV_STAMP)
+
+checkov: $(CHECKOV_STAMP)
 
 # Generate the bundled examples into examples/workspaces (the committed golden output).
 examples: $(STAMP)
@@ -23,11 +37,11 @@ golden: $(STAMP)
 	cd examples && ../$(BIN)/dativo-tf generate --full
 	DATIVO_TF_UPDATE_GOLDEN=1 $(BIN)/python -m pytest -q tests/test_golden.py -k sample_change_report
 
-test: $(STAMP)
+test: $(STAMP) $(CHECKOV_STAMP)
 	$(BIN)/python -m pytest -n auto -q
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info generator/*.egg-info
+	rm -rf $(VENV) $(CHECKOV_VENV) build *.egg-info generator/*.egg-info

@@ -46,7 +46,7 @@ def snapshot(root: Path) -> dict[str, bytes]:
 SETTINGS = """
     aws:
       region: us-east-1
-      image: 123456789012.dkr.ecr.us-east-1.amazonaws.com/dativo-ingest:1.0
+      image: "123456789012.dkr.ecr.{region}.amazonaws.com/dativo-ingest:1.0"
       backend: {bucket: state-bucket}
     gcp:
       project_id: proj-123

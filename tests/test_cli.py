@@ -72,7 +72,7 @@ def test_any_error_writes_nothing_and_reports_every_bad_job(examples_copy, monke
     ("type", "tenant_id: acme\nenvironment: p\ninfrastructure: {cloud_provider: aws, runtime_environment: {compute_type: ecs_task, cpu_units: many}}\n", "valid integer"),
     ("limit", "tenant_id: acme\nenvironment: p\ninfrastructure: {cloud_provider: aws, runtime_environment: {compute_type: lambda, timeout_seconds: 3600}}\n", "over Lambda's maximum of 900 s"),
     ("escape", "tenant_id: '../../x'\nenvironment: p\ninfrastructure: {cloud_provider: aws, runtime_environment: {compute_type: ecs_task}}\n", "cannot be used as a folder name"),
-    ("required_tag", "tenant_id: acme\nenvironment: p\ninfrastructure: {cloud_provider: aws, runtime_environment: {compute_type: ecs_task}, terraform: {resource_refs: {execution_role_arn: r}}}\n", "required tag(s) missing: CostCenter, Owner"),
+    ("required_tag", "tenant_id: acme\nenvironment: p\ninfrastructure: {cloud_provider: aws, runtime_environment: {compute_type: ecs_task}, terraform: {resource_refs: {execution_role_arn: 'arn:aws:iam::123456789012:role/r'}}}\n", "required tag(s) missing: CostCenter, Owner"),
     ("envvar", "tenant_id: acme\nenvironment: p\nasset_path: ${DATIVO_NOPE}/a.yaml\ninfrastructure: {cloud_provider: aws}\n", "DATIVO_NOPE is not set"),
 ])
 def test_each_input_error_exits_2_names_the_file_and_changes_nothing(examples_copy, monkeypatch, name, content, message):

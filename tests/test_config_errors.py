@@ -112,7 +112,7 @@ def test_environment_layering(tmp_path):
 
 def test_job_overrides_settings(project):
     ws = project.render("job", "cloud_provider: aws\nregion: eu-central-1\nruntime_environment: {compute_type: ecs_task}\n"
-                        "terraform: {backend: {bucket: job-bucket, key: 'x/{job_name}.tfstate'}, resource_refs: {execution_role_arn: r}}")
+                        "terraform: {backend: {bucket: job-bucket, key: 'x/{job_name}.tfstate'}, resource_refs: {execution_role_arn: 'arn:aws:iam::123456789012:role/r'}}")
     assert 'region = "eu-central-1"' in ws.files["providers.tf"]
     assert 'bucket       = "job-bucket"' in ws.files["backend.tf"] and '"x/job.tfstate"' in ws.files["backend.tf"]
 
@@ -127,3 +127,19 @@ def test_path_escape_is_rejected(project, field, value):
     with pytest.raises(ForbiddenPathError) as info:
         project.render_path(path)
     assert info.value.key == field and "cannot be used as a folder name" in info.value.message
+
+
+def test_secrets_map_environment_variable_names_to_references(tmp_path):
+    write_tree(tmp_path, {"j.yaml": """
+        tenant_id: t
+        infrastructure:
+          cloud_provider: aws
+          secrets:
+            PGPASSWORD: arn:aws:secretsmanager:us-east-1:123456789012:secret:pg-AbCdEf
+            pg-password: arn:aws:secretsmanager:us-east-1:123456789012:secret:pg-AbCdEf
+    """})
+    with pytest.raises(InputErrors) as info:
+        JobConfig.from_yaml(tmp_path / "j.yaml")
+    (err,) = info.value.errors
+    assert (err.line, err.key) == (6, "infrastructure.secrets.pg-password")
+    assert "not an environment variable name" in err.message and "PGPASSWORD" in err.message

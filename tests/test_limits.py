@@ -7,8 +7,8 @@ import pytest
 from dativo_ingest.cron import CronError, to_aws
 from dativo_ingest.errors import InputError
 
-REFS_ECS = "terraform: {resource_refs: {execution_role_arn: arn:aws:iam::1:role/x}}"
-REFS_LAMBDA = "terraform: {resource_refs: {execution_role_arn: arn:aws:iam::1:role/x}}"
+REFS_ECS = "terraform: {resource_refs: {execution_role_arn: arn:aws:iam::123456789012:role/x}}"
+REFS_LAMBDA = "terraform: {resource_refs: {execution_role_arn: arn:aws:iam::123456789012:role/x}}"
 REFS_RUN = "terraform: {resource_refs: {service_account_email: sa@p.iam.gserviceaccount.com}}"
 
 
@@ -94,7 +94,7 @@ def test_unknown_cloud(project):
 
 
 def test_derived_sizes(project):
-    ec2 = project.render("job", "cloud_provider: aws\nruntime_environment: {compute_type: ec2_instance, cpu_units: 4096, memory_mb: 16384, network: {subnet_ids: [s]}}")
+    ec2 = project.render("job", "cloud_provider: aws\nruntime_environment: {compute_type: ec2_instance, cpu_units: 4096, memory_mb: 16384, network: {subnet_ids: [s]}, service_account: etl-profile}")
     assert ec2.variables["runtime_environment"]["instance_type"] == "m6i.xlarge"
     vm = project.render("job", gce("x").replace("machine_type: x", "cpu_units: 1000\n  memory_mb: 3000"))
     assert vm.variables["runtime_environment"]["machine_type"] == "e2-custom-2-3072"

@@ -74,7 +74,8 @@ def test_an_asset_error_is_reported_once_however_many_jobs_use_it(examples_copy,
 
 
 LAMBDA = ("runtime_environment: {compute_type: lambda}\n"
-          "terraform: {resource_refs: {execution_role_arn: r, scheduler_role_arn: s}}")
+          "terraform: {resource_refs: {execution_role_arn: 'arn:aws:iam::123456789012:role/r', "
+          "scheduler_role_arn: 'arn:aws:iam::123456789012:role/s'}}")
 
 
 def test_unknown_time_zone_is_an_error_with_a_hint(project):
@@ -99,7 +100,7 @@ def test_known_time_zones_pass(project):
 def test_regions_unknown_to_the_bundled_list_are_a_warning(project, cloud, region, known):
     infra = (f"cloud_provider: {cloud}\nregion: {region}\n"
              + (LAMBDA if cloud == "aws" else
-               "runtime_environment: {compute_type: cloud_run}\nterraform: {resource_refs: {service_account_email: a@b.c}}"))
+               "runtime_environment: {compute_type: cloud_run}\nterraform: {resource_refs: {service_account_email: etl@proj-123.iam.gserviceaccount.com}}"))
     ws = project.render("job", infra)
     region_warnings = [w for w in ws.warnings if w.code == "region"]
     assert ws is not None  # a warning never stops the workspace (a region newer than the list still works)
@@ -133,6 +134,7 @@ LOCAL_MODULE = ("cloud_provider: aws\nruntime_environment: {compute_type: lambda
 
 
 def test_a_job_silences_a_known_warning_by_its_code(project):
+    (project.root / "modules/etl").mkdir(parents=True)
     loud = project.render("loud", LOCAL_MODULE)
     assert {w.code for w in loud.warnings} == {"module_version"}
     quiet = project.render("quiet", LOCAL_MODULE + "\nsilence: [module_version]")
@@ -154,7 +156,10 @@ def test_a_settings_warning_is_printed_once_per_run(examples_copy, monkeypatch):
     assert result.exit_code == 0, result.output
     lines = [ln for ln in result.stderr.splitlines() if "[local_backend]" in ln]
     assert len(lines) == 1
-    assert all(ln.startswith("dativo-tf.yaml:17: warning: gcp.backend.bucket: no state bucket") for ln in lines)
+    text = settings.read_text().splitlines()
+    backend_line = text.index("  backend:", text.index("gcp:")) + 1  # the gcp backend block
+    assert all(ln.startswith(f"dativo-tf.yaml:{backend_line}: warning: gcp.backend.bucket: no state bucket")
+               for ln in lines)
     gcp_jobs = [p for p in (examples_copy / "jobs").rglob("*.yaml") if "cloud_provider: gcp" in p.read_text()]
     assert len(gcp_jobs) >= 2  # many jobs share the cause, the warning is printed once
 

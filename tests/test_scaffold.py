@@ -102,6 +102,13 @@ def test_new_job_for_every_compute_type(tmp_path, monkeypatch, cloud, compute):
     for line in ("source_connector: csv", "target_connector: iceberg", "asset: example_asset"):  # the seed's fields
         assert f"\n{line}\n" in text
     assert CliRunner().invoke(main, ["generate"]).exit_code == 0
+    # the commented secrets example is a valid reference for this cloud and compute type
+    job = repo / "jobs/acme/nightly.yaml"
+    job.write_text(text.replace("  # secrets:", "  secrets:").replace("  #   PGPASSWORD:", "    PGPASSWORD:"))
+    generated = CliRunner().invoke(main, ["generate"])
+    assert generated.exit_code == 0, generated.output
+    assert "PGPASSWORD" in (repo / "workspaces/acme/staging/nightly/main.tf").read_text()
+    job.write_text(text)
     again = CliRunner().invoke(main, args)
     assert again.exit_code == 2 and "exists already" in again.stderr
 

@@ -113,7 +113,7 @@ GOOD_INFRA = """
     schedule: '0 3 * * *'
     runtime_environment: {compute_type: ecs_task, compute_size: small, network: {subnet_ids: [subnet-1]}}
     tags: {CostCenter: 1001, Owner: o}
-    terraform: {resource_refs: {execution_role_arn: r, cluster_name: c, scheduler_role_arn: s}}
+    terraform: {resource_refs: {execution_role_arn: "arn:aws:iam::123456789012:role/r", cluster_name: c, scheduler_role_arn: "arn:aws:iam::123456789012:role/s"}}
 """
 GOOD = {"job": job_yaml(GOOD_INFRA), "settings": "tfvars_format: hcl\naws: {region: us-east-1}\njobs: [jobs/*.yaml]\n",
         "asset": "name: orders\nteam: {owner: o}\ncompliance: {retention_days: 30}\n"}

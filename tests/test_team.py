@@ -4,6 +4,7 @@ workspaces, renames, the change report in every format, and hooks that catch del
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -110,10 +111,11 @@ def test_a_wheel_install_generates_the_bytes_of_the_editable_install(repo, tmp_p
     check = subprocess.run([sys.executable, "-m", "dativo_ingest", "generate", "--check"], cwd=repo, env=env,
                            capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
-    out = tmp_path / "out"
-    subprocess.run([sys.executable, "-m", "dativo_ingest", "generate", "--out", str(out)], cwd=repo, env=env, check=True,
+    again = tmp_path / "again"  # the same repo elsewhere, generated from scratch by the wheel
+    shutil.copytree(repo, again, ignore=shutil.ignore_patterns("workspaces", ".git"))
+    subprocess.run([sys.executable, "-m", "dativo_ingest", "generate"], cwd=again, env=env, check=True,
                    capture_output=True)
-    assert snapshot(out) == snapshot(repo / "workspaces")
+    assert snapshot(again / "workspaces") == snapshot(repo / "workspaces")
 
 
 # --- retire, never orphan -----------------------------------------------------------------------------
@@ -159,7 +161,8 @@ def test_a_workspace_that_would_disappear_is_retired_and_reported(case, repo, mo
     else:
         entry = next(w for w in report if w["workspace"] == "workspaces/acme/production/hr_ec2")
         assert entry["status"] == "retired" and entry["action"] == "destroy"
-        assert entry["resources"]["removed"] == ["aws_instance.job", "data.aws_ssm_parameter.ami"]
+        assert {"aws_instance.job", "aws_scheduler_schedule.job"} <= set(entry["resources"]["removed"])
+        assert entry["resources"]["added"] == entry["resources"]["changed"] == []
     # prune leaves a folder holding local state alone
     prune = cli(repo, monkeypatch, "prune", "--yes")
     assert "kept workspaces/acme/production/hr_ec2: holds terraform.tfstate" in prune.output
@@ -375,3 +378,15 @@ def test_the_change_report_carries_the_cost_delta_and_shows_a_cost_center_move(r
     top = text.splitlines()[3]
     assert top.startswith("**Estimated cost:** +$") and "CostCenter FIN-001 +$" in top and "SALES-042 -$" in top
     assert f"moves from CostCenter SALES-042 to FIN-001" in text
+
+
+def test_generate_out_elsewhere_writes_module_sources_relative_to_that_folder(repo, tmp_path, monkeypatch):
+    out = tmp_path / "elsewhere" / "deep"
+    result = cli(repo, monkeypatch, "generate", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    ws = "production_tenant/production/csv_employee_to_iceberg_with_infrastructure_aws"
+    source = re.search(r'source += "(.*)"', (out / ws / "main.tf").read_text()).group(1)
+    assert source.startswith("../") and (out / ws / source).resolve() == (repo / "modules/dativo-etl-job").resolve()
+    # records do not depend on where a run writes
+    assert (out / "acme/production/hr_ec2/.dativo-tf.json").read_bytes() == \
+        (repo / "workspaces/acme/production/hr_ec2/.dativo-tf.json").read_bytes()

@@ -17,15 +17,23 @@ NETWORK = {
 }
 CASES = {
     "ecs_task": ("aws", "cpu_units: 2048\n    memory_mb: 16384\n    storage: {ephemeral_storage_gb: 21}",
-                 "execution_role_arn: arn:aws:iam::1:role/x\n      cluster_name: c\n      scheduler_role_arn: arn:aws:iam::1:role/s"),
-    "lambda": ("aws", "memory_mb: 10240\n    timeout_seconds: 900\n    service_account: arn:aws:iam::1:role/fn",
-               "scheduler_role_arn: arn:aws:iam::1:role/s"),
-    "ec2_instance": ("aws", "instance_type: c7i.large\n    service_account: profile",
-                     "ami_id: ami-123\n      scheduler_role_arn: arn:aws:iam::1:role/s"),
+                 "execution_role_arn: arn:aws:iam::123456789012:role/x\n      cluster_name: c\n      scheduler_role_arn: arn:aws:iam::123456789012:role/s"),
+    # lambda and ec2_instance name no scheduler role: the workspace creates it
+    "lambda": ("aws", "memory_mb: 10240\n    timeout_seconds: 900\n    service_account: arn:aws:iam::123456789012:role/fn",
+               "dead_letter_queue_arn: arn:aws:sqs:us-east-1:123456789012:dlq"),
+    "ec2_instance": ("aws", "instance_type: c7g.large\n    service_account: profile",
+                     "ami_id: ami-0123456789abcdef0\n      subnet_id: subnet-0123456789abcdef0"),
     "cloud_run": ("gcp", "cpu_units: 8000\n    memory_mb: 32768\n    timeout_seconds: 604800",
                   "service_account_email: sa@p.iam.gserviceaccount.com"),
     "gce_instance": ("gcp", "machine_type: e2-custom-4-8192\n    service_account: sa@p.iam.gserviceaccount.com", "subnet_id: s"),
     "gke_pod": ("gcp", "cpu_units: 250\n    memory_mb: 512", "cluster_name: gke-1"),
+}
+SECRETS = {  # infrastructure.secrets per cloud
+    "aws": "secrets: {PGPASSWORD: 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:pg-AbCdEf', "
+           "API_TOKEN: 'arn:aws:ssm:us-east-1:123456789012:parameter/etl/api-token'}",
+    # GCP: Secret Manager references; GKE: Kubernetes secret/key
+    "gcp": "secrets: {PGPASSWORD: 'projects/shared/secrets/pg/versions/3', API_TOKEN: 'api-token'}",
+    "gke_pod": "secrets: {PGPASSWORD: etl-db/password, API_TOKEN: 'api.tokens/token'}",
 }
 HOSTILE_TAGS = 'Quote: "say \\"hi\\""\n    Template: "${var.secret} %{ if x }"\n    Newline: "a\\nb"\n    Unicode: "Zürich ✓"'
 
@@ -41,6 +49,8 @@ def _infra(compute: str, schedule: bool, network: bool) -> str:
     if network:
         lines.append("  " + NETWORK[cloud])
     lines.append("tags:\n  " + HOSTILE_TAGS.replace("\n    ", "\n  "))
+    if compute in SECRETS or cloud in SECRETS:
+        lines.append(SECRETS.get(compute) or SECRETS[cloud])
     lines.append("terraform:\n  resource_refs:\n    " + refs.replace("\n      ", "\n    "))
     lines.append("  variables: {flag: true, count_max: 3, names: [a, b], mixed: {a: 1, b: x}, nothing: null}")
     return "\n".join(lines)

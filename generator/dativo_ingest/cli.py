@@ -118,6 +118,7 @@ def generate(ctx: Context, paths: tuple[str, ...], config: str | None, out: str 
     try:
         project = _project(config, lazy=True)
         output_dir = Path(out).resolve() if out else project.output_dir
+        project.out = output_dir  # local module sources are relative to where the workspaces land
         # --diff shows every changed file's old and new text, so it renders everything
         reuse = None if full or diff else output_dir
         rendered = render_all(project, paths, reuse=reuse, workers=workers)
@@ -442,6 +443,7 @@ def changes(ctx: Context, base: str, config: str | None, out: str | None, fmt: s
     try:
         project = _project(config)
         output_dir = Path(out).resolve() if out else project.output_dir
+        project.out = output_dir
         report = report_changes.build(project, base, output_dir)
     except DativoTfError as exc:
         _fail(ctx, exc)

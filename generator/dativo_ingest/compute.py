@@ -279,6 +279,8 @@ def _gce_instance(job: JobConfig, rt: Runtime) -> None:
 
 
 def _gke_pod(job: JobConfig, rt: Runtime) -> None:
+    if rt.timeout_seconds is None:
+        rt.timeout_seconds = 3600
     rt.derived["cpu"] = f"{rt.cpu_units}m"
     rt.derived["memory"] = f"{rt.memory_mb}Mi"
     if rt.ephemeral_storage_gb:

@@ -9,7 +9,7 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator
 
 from dativo_ingest import paths
 from dativo_ingest.defaults import SETTINGS_FILE
@@ -126,6 +126,21 @@ class Schedule(StrictModel):
         return value
 
 
+# terraform.variables names that look like they hold a secret (camelCase is split first: dbPassword)
+_SECRET_WORD = re.compile(r"password|passwd|secret|token|credential|private_?key|(^|_)(api_?)?keys?($|_)")
+
+
+def _not_secret(name: str) -> str:
+    if _SECRET_WORD.search(re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", name).lower()):
+        raise ValueError(
+            f"{name!r} looks like a secret, and terraform.variables are written in clear to terraform.tfvars and "
+            "the state; put it in infrastructure.secrets (environment variable name -> where the secret lives: "
+            "Secrets Manager/SSM ARN on AWS, Secret Manager secret on GCP), which the job reads at start "
+            "(a reference that is not secret, such as a KMS key ARN, belongs in resource_refs)"
+        )
+    return name
+
+
 class TerraformBlock(StrictModel):
     module_path: Optional[ScriptSafe] = Field(None, description="Call this module instead of the built-in resources: a "
                                                          "repo-relative path, registry address or remote URL.")
@@ -133,10 +148,25 @@ class TerraformBlock(StrictModel):
                                                             "only, dropped with a warning otherwise.")
     resource_refs: dict[str, Annotated[Str, NoControl]] = Field({}, description="Existing resources the job uses (role ARNs, cluster "
                                                           "names, ...), passed as var.resource_refs.")
-    variables: dict[str, Any] = Field({}, description="Extra Terraform input variables (module mode), typed from "
+    variables: dict[Annotated[str, AfterValidator(_not_secret)], Any] = Field({}, description="Extra Terraform input variables (module mode), typed from "
                                                       "their values.")
     backend: Optional[dict[str, Any]] = Field(None, description="Overrides of the settings' backend for this job "
                                                                 "(aws: bucket, key, region, ...; gcp: bucket, prefix).")
+
+
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*\Z")
+
+
+def _env_name(value: str) -> str:
+    if not _ENV_NAME.match(value):
+        raise ValueError(
+            f"{value!r} is not an environment variable name; use upper-case letters, digits and '_', "
+            "not starting with a digit (like PGPASSWORD)"
+        )
+    return value
+
+
+EnvName = Annotated[str, AfterValidator(_env_name)]
 
 
 class InfrastructureConfig(StrictModel):
@@ -161,6 +191,10 @@ class InfrastructureConfig(StrictModel):
     silence: list[Literal[tuple(WARNINGS)]] = Field(  # type: ignore[valid-type]
         [], description="Warnings this job does not report, by cause: "
                         + "; ".join(f"{code} = {why}" for code, why in WARNINGS.items()) + ".")
+    secrets: dict[EnvName, str] = Field(
+        {}, description="Environment variable name -> where its value lives, never the value: AWS Secrets Manager or "
+                        "SSM parameter ARN; GCP Secret Manager projects/P/secrets/S[/versions/V], S or S:V; GKE "
+                        "<kubernetes secret>/<key>.")
 
 
 # --- Dativo's own sections: unknown keys are kept ----------------------------------------------

@@ -79,6 +79,8 @@ WARNINGS = {
     "local_backend": "no state bucket is configured, so the workspace keeps its state in a local file",
     "region": "the region is not in dativo-tf's list of the cloud's regions (a new region, or a typo)",
     "runtime": "a runtime_environment setting that the compute type ignores",
+    "lambda_image": "a lambda job runs aws.image, which must implement the Lambda Runtime API (set aws.lambda_image)",
+    "module_secrets": "infrastructure.secrets is set in module mode, where the module must read the secrets itself",
 }
 
 

@@ -27,6 +27,8 @@ class ProjectSettings:
         self.path = path
         self.text = text
         self.raw = data or {}
+        # The output folder actually written to (`generate --out`); None: output_dir from the settings.
+        self.out: Path | None = None
         self._per_env: dict[str | None, Settings] = {}
         paths.allow(self.root, self.raw.get("allow_outside_project"))
         if not lazy:
@@ -92,8 +94,14 @@ class ProjectSettings:
 
     # A well-formed raw value is exactly what validation returns for these two keys, so they are read
     # without building the models; anything else goes through validation and its error.
+    @property
+    def write_dir(self) -> Path:
+        """Where this run writes: `--out` when given, else `output_dir`. Local module sources are relative to it."""
+        return self.out if self.out is not None else self.output_dir
+
     @cached_property
     def output_dir(self) -> Path:
+        """The configured output folder (records name the settings file relative to it, whatever `--out` is)."""
         raw = self.raw.get("output_dir", DEFAULT_OUTPUT_DIR)
         raw = raw if isinstance(raw, str) else self.base.output_dir
         why = paths.problem(raw, self.root / raw, self.root)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib.resources import files
@@ -13,7 +12,7 @@ from typing import Any
 
 import jinja2
 
-from dativo_ingest import __version__, compute, cron, hcl, paths, regions
+from dativo_ingest import __version__, aws, compute, cron, gcp, hcl, modules, paths, regions
 from dativo_ingest.config import AssetDefinition, JobConfig
 from dativo_ingest.errors import CloudLimitError, ForbiddenPathError, InputError, warning
 from dativo_ingest.project import ProjectSettings
@@ -117,16 +116,24 @@ def _with_job(job: JobConfig, exc: InputError, *loc: str) -> InputError:
 
 
 def module_source(job: JobConfig, directory: PurePosixPath, output_dir: Path) -> tuple[str, bool]:
-    """(source for the module block, whether `version` applies). Local paths are repo-relative."""
+    """(source for the module block, whether `version` applies). A folder that exists (relative to the
+    project root, or absolute) is local and written relative to the workspace in `output_dir`, the output
+    folder actually used; a registry address keeps its version; a local path that does not exist is an error."""
     raw = job.infrastructure.terraform.module_path
     if _REMOTE_SOURCE.search(raw):
         return raw, False
-    if _REGISTRY_SOURCE.match(raw) and not raw.startswith((".", "/")):
-        return raw, True
+    target = (job.project_root / raw).resolve()  # an absolute raw path stays itself
+    if not target.is_dir():
+        if _REGISTRY_SOURCE.match(raw) and not raw.startswith((".", "/")):
+            return raw, True
+        raise job.error(
+            f"module folder {raw!r} does not exist (looked for {target}); allowed: a folder relative to the "
+            "project root, a registry address NAMESPACE/NAME/PROVIDER, or a remote source (git::, https://, ...)",
+            "infrastructure", "terraform", "module_path",
+        )
     paths.require_inside(job, raw, "infrastructure", "terraform", "module_path")
     if raw.startswith("/"):
         return raw, False
-    target = (job.project_root / raw).resolve()
     workspace = (output_dir / directory).resolve()
     rel = Path(os.path.relpath(target, workspace)).as_posix()
     return (rel if rel.startswith("../") else f"./{rel}"), False
@@ -142,7 +149,7 @@ def prepare_job(job: JobConfig, project: ProjectSettings, asset: AssetDefinition
         return None
     settings = project.for_environment(job.environment)
     directory = workspace_dir(job)
-    too_long = paths.too_long(project.output_dir, directory.parts)
+    too_long = paths.too_long(project.write_dir, directory.parts)
     if too_long:
         part, why = too_long
         raise job.error(why, *{0: ("tenant_id",), 1: ("environment",)}.get(part, ()), cls=ForbiddenPathError)
@@ -331,7 +338,7 @@ def _context(job, settings, project, directory, runtime, refs, schedule, variabl
 
     module = None
     if tf.module_path:
-        source, versioned = module_source(job, directory, project.output_dir)
+        source, versioned = module_source(job, directory, project.write_dir)
         version = tf.module_version if versioned else None
         if tf.module_version and not versioned:
             warnings.append(warning(job.error(
@@ -339,7 +346,16 @@ def _context(job, settings, project, directory, runtime, refs, schedule, variabl
                 f"and {tf.module_path!r} is a local path or a remote URL (pin remote URLs with ?ref=)",
                 "infrastructure", "terraform", "module_version",
             ), "module_version"))
-        module = {"source": source, "version": version}
+        # module mode outputs each resource_ref and each non-sensitive output of a local module on its own
+        module = {"source": source, "version": version,
+                  "ref_outputs": [k for k in sorted(tf.resource_refs) if hcl.is_identifier(k)],
+                  "outputs": modules.outputs(job.project_root / tf.module_path) if not versioned else []}
+        if infra.secrets:
+            warnings.append(warning(job.error(
+                "secrets are not passed to the module (module mode passes the seed's five variables and "
+                "terraform.variables): the module must read them itself, or drop module_path",
+                "infrastructure", "secrets",
+            ), "module_secrets"))
 
     image = (settings.aws.image if cloud == "aws" else settings.gcp.image) or settings.image
     parts = list(directory.parts)
@@ -351,7 +367,6 @@ def _context(job, settings, project, directory, runtime, refs, schedule, variabl
         "derived": runtime.derived,
         "region": region,
         "project_id": project_id,
-        "zone": settings.gcp.zone or f"{region}-a",
         "settings": settings,
         "backend": backend,
         "module": module,
@@ -370,43 +385,38 @@ def _context(job, settings, project, directory, runtime, refs, schedule, variabl
         "generator_version": __version__,
         "has_network": bool(runtime.subnet_ids or runtime.security_group_ids or runtime.vpc_id),
         "name": compute.resource_name(parts, 64),
-        "dns_name": compute.resource_name(parts, 63, lowercase=True, allowed="a-z0-9-"),
+        # Kubernetes appends 11 characters to a CronJob's name for its Jobs: 52 leaves room for them.
+        "dns_name": compute.resource_name(parts, 52 if runtime.compute_type == "gke_pod" and schedule else 63,
+                                          lowercase=True, allowed="a-z0-9-"),
         "log_group_name": refs.get("log_group_name") or f"/dativo/{'/'.join(parts)}",
         "aws_log_retention_days": settings.aws.log_retention_days,
         "kubernetes_namespace": refs.get("namespace") or settings.kubernetes.namespace,
         "ref": lambda name: _ref(refs, name),
+        "required_version": settings.terraform_version,
+        "ref_rules": [],  # [{key, pattern, what, required}]: validation blocks on var.resource_refs
     }
-    ctx.update(_compute_context(job, runtime, refs, image, command, ctx["container_env"], settings, project))
+    if cloud == "aws":
+        always, scheduled = REQUIRED_REFS[runtime.compute_type]
+        ctx.update(aws.context(job, runtime, refs, schedule, settings, project, region, parts, warnings,
+                               backend=backend, module=bool(module), command=command,
+                               required_refs=list(always) + (list(scheduled) if schedule else []),
+                               container_env=ctx["container_env"]))
+    if cloud == "gcp" and not module:
+        ctx.update(gcp.context(job, project, settings, parts, ctx))
+    ctx.update(_compute_context(job, runtime, refs, ctx["image"], command, ctx["container_env"], settings, project))
     if not module:
         _require_refs(job, runtime.compute_type, refs, schedule, runtime)
     return ctx
 
 
-_ECR_IMAGE = re.compile(r"^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/")
-
-
 def _compute_context(job, runtime, refs, image, command, container_env, settings, project) -> dict[str, Any]:
-    """Values only some compute types use: the VM start command, retries, Kubernetes resources."""
-    retry = job.retry_config or {}
-    attempts = retry.get("max_attempts") if isinstance(retry, dict) else None
-    retries = int(attempts) - 1 if isinstance(attempts, int) and attempts >= 1 else None
-    if runtime.compute_type == "lambda" and not job.infrastructure.terraform.module_path and not _ECR_IMAGE.match(image):
-        raise InputError(
-            f"Lambda runs container images from Amazon ECR only, and {image!r} is not an ECR image; "
-            "set aws.image in dativo-tf.yaml to your ECR copy (ACCOUNT.dkr.ecr.REGION.amazonaws.com/...)",
-            path=project.display_path, key="aws.image",
-        )
-    env_flags = " ".join(f"-e {shlex.quote(f'{k}={v}')}" for k, v in container_env.items())
-    docker = f"docker run --rm {env_flags} {shlex.quote(image)} {' '.join(shlex.quote(c) for c in command)}"
-    timeout = runtime.timeout_seconds
+    """Values only some compute types use: Kubernetes resources and service account. (Start-up scripts and
+    retries are per cloud: aws.context, gcp.context.)"""
     resources = {"cpu": runtime.derived.get("cpu"), "memory": runtime.derived.get("memory")}
     if runtime.derived.get("ephemeral_storage"):
         resources["ephemeral-storage"] = runtime.derived["ephemeral_storage"]
     account = runtime.service_account
     return {
-        "run_line": f"timeout {timeout}s {docker}" if timeout else docker,
-        "max_retries": retries,
-        "backoff_limit": retries if retries is not None else 0,
         "k8s_resources": resources,
         "service_account_name": _ref(refs, "kubernetes_service_account")
         or ("var.runtime_environment.service_account" if account and "@" not in account else None),
@@ -415,9 +425,10 @@ def _compute_context(job, runtime, refs, image, command, container_env, settings
 
 # resource_refs each compute type needs: always, and when a schedule is set
 REQUIRED_REFS = {
-    "ecs_task": (("execution_role_arn",), ("cluster_name", "scheduler_role_arn")),
-    "lambda": ((), ("scheduler_role_arn",)),
-    "ec2_instance": ((), ("scheduler_role_arn",)),
+    # AWS: without scheduler_role_arn the workspace creates the schedule's least-privilege role
+    "ecs_task": (("execution_role_arn",), ("cluster_name",)),
+    "lambda": ((), ()),
+    "ec2_instance": ((), ()),
     "cloud_run": ((), ()),
     "gce_instance": ((), ()),
     "gke_pod": (("cluster_name",), ()),
@@ -429,6 +440,12 @@ def _require_refs(job: JobConfig, compute_type: str, refs: dict[str, str], sched
     needed = list(always) + (list(scheduled) if schedule else [])
     if compute_type == "lambda" and not refs.get("execution_role_arn") and not runtime.service_account:
         needed.append("execution_role_arn")
+    if compute_type == "ec2_instance" and not refs.get("instance_profile_name") and not runtime.service_account:
+        raise job.error(
+            "ec2_instance needs an instance profile (it pulls the image, writes logs and stops the instance): "
+            "set resource_refs.instance_profile_name or runtime_environment.service_account to its name",
+            "infrastructure", "terraform", "resource_refs",
+        )
     if compute_type in ("cloud_run", "gce_instance") and not refs.get("service_account_email") and not runtime.service_account:
         needed.append("service_account_email")
     if compute_type == "ecs_task" and schedule and not runtime.subnet_ids:

@@ -7,7 +7,7 @@ import copy
 from datetime import date
 from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from dativo_ingest.config import Str
 from dativo_ingest.defaults import DEFAULT_JOBS, DEFAULT_OUTPUT_DIR
@@ -38,27 +38,66 @@ class GcsBackend(Strict):
                         description="State prefix; placeholders {tenant_id}, {environment}, {job_name}.")
 
 
+# The values CloudWatch Logs accepts for a log group's retention (0: never expire).
+CLOUDWATCH_RETENTION_DAYS = (0, 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
+                             2557, 2922, 3288, 3653)
+
+
+class AwsKms(Strict):
+    """Customer managed KMS keys (ARNs); without one, each service encrypts with its AWS managed key."""
+
+    logs: Optional[str] = Field(None, description="KMS key ARN for the CloudWatch log groups.")
+    scheduler: Optional[str] = Field(None, description="KMS key ARN for the EventBridge Scheduler schedules.")
+    disks: Optional[str] = Field(None, description="KMS key ARN for EC2 root volumes.")
+
+
 class AwsSettings(Strict):
     region: str = Field("us-east-1", description="Default AWS region of the jobs. Unknown regions are a warning.")
     provider_version: str = Field("~> 6.0", description="Version constraint of the hashicorp/aws provider.")
-    image: Optional[ScriptSafe] = Field(None, description="Container image on AWS, over `image` (Lambda needs an ECR image: "
+    image: Optional[ScriptSafe] = Field(None, description="Container image on AWS, over `image`; may hold {region}, the job's region (Lambda needs an ECR image: "
                                                    "ACCOUNT.dkr.ecr.REGION.amazonaws.com/...).")
-    log_retention_days: int = Field(30, description="CloudWatch log retention in days.")
+    lambda_image: Optional[ScriptSafe] = Field(
+        None, description="A Lambda-capable image (Runtime API client, handler as CMD) for lambda jobs; may hold "
+                          "{region}. Without it aws.image is used, with a warning.")
+    log_retention_days: int = Field(30, description="CloudWatch log retention in days (a value CloudWatch allows).")
+    kms: AwsKms = Field(AwsKms(), description="Customer managed KMS keys; default: AWS managed keys.")
     backend: S3Backend = Field(S3Backend(), description="S3 backend for Terraform state.")
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if value not in CLOUDWATCH_RETENTION_DAYS:
+            raise ValueError(
+                "CloudWatch Logs does not accept this retention; allowed: "
+                + ", ".join(map(str, CLOUDWATCH_RETENTION_DAYS)) + " (0 = never expire)"
+            )
+        return value
+
+
+class GcpKms(Strict):
+    """Customer managed Cloud KMS keys (projects/P/locations/L/keyRings/R/cryptoKeys/K); default: Google managed."""
+
+    disks: Optional[str] = Field(default=None, pattern=r"^projects/[^/]+/locations/[^/]+/keyRings/[^/]+/cryptoKeys/[^/]+$",
+                                 description="Cloud KMS key for GCE boot disks.")
 
 
 class GcpSettings(Strict):
     project_id: Optional[str] = Field(None, description="Default GCP project id (6-30 characters).")
     region: str = Field("us-central1", description="Default GCP region of the jobs. Unknown regions are a warning.")
-    zone: Optional[str] = Field(None, description="Zone for VMs (default: <region>-a).")
+    zone: Optional[str] = Field(None, description="Zone for VMs: a zone of the job's region (default: the region's first "
+                                                  "zone in the bundled zone table).")
     provider_version: str = Field("~> 7.0", description="Version constraint of the hashicorp/google provider.")
     image: Optional[ScriptSafe] = Field(None, description="Container image on GCP, over `image`.")
+    kms: GcpKms = Field(GcpKms(), description="Customer managed Cloud KMS keys; default: Google managed keys.")
     backend: GcsBackend = Field(GcsBackend(), description="GCS backend for Terraform state.")
 
 
 class KubernetesSettings(Strict):
     provider_version: str = Field("~> 2.38", description="Version constraint of the hashicorp/kubernetes provider.")
     namespace: str = Field("default", description="Namespace of gke_pod jobs (a job's resource_refs.namespace wins).")
+    run_as_non_root: bool = Field(True, description="The job's container must not run as root (its image needs a "
+                                                    "non-root USER, or set run_as_user).")
+    run_as_user: Optional[int] = Field(default=None, ge=1, description="UID the container runs as (>= 1).")
 
 
 class TagSettings(Strict):

@@ -52,6 +52,21 @@ variable "resource_refs" {
   description = "References to externally provisioned resources"
   type        = map(string)
   default     = {}
+
+  validation {
+    condition     = alltrue([for k, v in var.resource_refs : can(regex("^[a-z0-9][a-z0-9._-]*@[a-z0-9][a-z0-9.:-]*\\.gserviceaccount\\.com$", v)) if k == "service_account_email"])
+    error_message = "resource_refs.service_account_email must be a service account email."
+  }
+
+  validation {
+    condition     = alltrue([for k, v in var.resource_refs : can(regex("^(https://www\\.googleapis\\.com/compute/v1/)?(projects/[a-z0-9.:-]+/regions/[a-z0-9-]+/subnetworks/)?[a-z]([-a-z0-9]{0,61}[a-z0-9])?$", v)) if k == "subnet_id"])
+    error_message = "resource_refs.subnet_id must be a subnetwork name or projects/P/regions/R/subnetworks/NAME."
+  }
+
+  validation {
+    condition     = alltrue([for k, v in var.resource_refs : can(regex("^[a-z0-9][a-z0-9._-]*@[a-z0-9][a-z0-9.:-]*\\.gserviceaccount\\.com$", v)) if k == "scheduler_service_account_email"])
+    error_message = "resource_refs.scheduler_service_account_email must be a service account email."
+  }
 }
 
 variable "job_metadata" {

@@ -57,6 +57,31 @@ variable "resource_refs" {
   description = "References to externally provisioned resources"
   type        = map(string)
   default     = {}
+
+  validation {
+    condition     = contains(keys(var.resource_refs), "cluster_name")
+    error_message = "resource_refs.cluster_name is required (a GKE cluster name)."
+  }
+
+  validation {
+    condition     = alltrue([for k, v in var.resource_refs : can(regex("^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$", v)) if k == "cluster_name"])
+    error_message = "resource_refs.cluster_name must be a GKE cluster name."
+  }
+
+  validation {
+    condition     = alltrue([for k, v in var.resource_refs : can(regex("^[a-z]+-[a-z]+[0-9]+(-[a-z])?$", v)) if k == "cluster_location"])
+    error_message = "resource_refs.cluster_location must be a GKE cluster's region or zone."
+  }
+
+  validation {
+    condition     = alltrue([for k, v in var.resource_refs : can(regex("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", v)) if k == "namespace"])
+    error_message = "resource_refs.namespace must be a Kubernetes namespace name."
+  }
+
+  validation {
+    condition     = alltrue([for k, v in var.resource_refs : can(regex("^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$", v)) if k == "kubernetes_service_account"])
+    error_message = "resource_refs.kubernetes_service_account must be a Kubernetes service account name."
+  }
 }
 
 variable "job_metadata" {

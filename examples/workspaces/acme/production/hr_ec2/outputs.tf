@@ -9,3 +9,8 @@ output "private_ip" {
   description = "Private IP address of the instance"
   value       = aws_instance.job.private_ip
 }
+
+output "schedule_arn" {
+  description = "EventBridge Scheduler schedule that starts the instance"
+  value       = aws_scheduler_schedule.job.arn
+}

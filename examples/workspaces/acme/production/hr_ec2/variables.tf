@@ -47,6 +47,36 @@ variable "resource_refs" {
   description = "References to externally provisioned resources"
   type        = map(string)
   default     = {}
+
+  validation {
+    condition     = alltrue([for k, v in var.resource_refs : can(regex("^ami-[0-9a-f]{8,17}$", v)) if k == "ami_id"])
+    error_message = "resource_refs.ami_id must be an AMI id (ami-...)."
+  }
+
+  validation {
+    condition     = alltrue([for k, v in var.resource_refs : can(regex("^subnet-[0-9a-f]{8,17}$", v)) if k == "subnet_id"])
+    error_message = "resource_refs.subnet_id must be a subnet id (subnet-...)."
+  }
+
+  validation {
+    condition     = alltrue([for k, v in var.resource_refs : can(regex("^[A-Za-z0-9+=,.@_-]{1,128}$", v)) if k == "instance_profile_name"])
+    error_message = "resource_refs.instance_profile_name must be an instance profile name."
+  }
+
+  validation {
+    condition     = alltrue([for k, v in var.resource_refs : can(regex("^[A-Za-z0-9_/.#-]{1,512}$", v)) if k == "log_group_name"])
+    error_message = "resource_refs.log_group_name must be a CloudWatch log group name."
+  }
+
+  validation {
+    condition     = alltrue([for k, v in var.resource_refs : can(regex("^arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$", v)) if k == "scheduler_role_arn"])
+    error_message = "resource_refs.scheduler_role_arn must be an IAM role ARN."
+  }
+
+  validation {
+    condition     = alltrue([for k, v in var.resource_refs : can(regex("^arn:aws(-cn|-us-gov)?:sqs:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,80}(\\.fifo)?$", v)) if k == "dead_letter_queue_arn"])
+    error_message = "resource_refs.dead_letter_queue_arn must be an SQS queue ARN."
+  }
 }
 
 variable "job_metadata" {

@@ -4,8 +4,13 @@
 # (see the outputs), and on schedule through EventBridge Scheduler.
 
 locals {
-  name           = "acme-production-orders_ecs"
-  log_group_name = aws_cloudwatch_log_group.job.name
+  name               = "acme-production-orders_ecs"
+  region             = "us-east-1"
+  container_name     = "dativo-ingest"
+  log_group_name     = aws_cloudwatch_log_group.job.name
+  execution_role_arn = var.resource_refs["execution_role_arn"]
+  task_role_arn      = data.aws_iam_role.task.arn
+
   container_command = [
     "run",
     "--config",
@@ -19,9 +24,15 @@ locals {
     DATIVO_JOB_NAME    = "orders_ecs"
     DATIVO_JOB_PATH    = "jobs/acme/orders_ecs.yaml"
   }
+  # Environment variable -> Secrets Manager secret or SSM parameter ARN: ECS reads each at start (valueFrom).
+  container_secrets = {
+    PGPASSWORD = "arn:aws:secretsmanager:us-east-1:123456789012:secret:acme/orders/pg-password-AbCdEf"
+  }
 }
 
 resource "aws_cloudwatch_log_group" "job" {
+  #checkov:skip=CKV_AWS_158:Encrypted with the CloudWatch Logs service key; set aws.kms.logs for a customer managed key
+  #checkov:skip=CKV_AWS_338:Retention is the aws.log_retention_days setting (a batch job's logs rarely need a year)
   name              = "/dativo/acme/production/orders_ecs"
   retention_in_days = 30
 }
@@ -31,31 +42,66 @@ data "aws_iam_role" "task" {
   name = var.runtime_environment.service_account
 }
 
+# The job's secrets (the task execution role fetches them for ECS): read access to exactly these, as an inline policy on the role.
+data "aws_iam_policy_document" "secrets" {
+  statement {
+    actions = ["secretsmanager:GetSecretValue"]
+    resources = [
+      "arn:aws:secretsmanager:us-east-1:123456789012:secret:acme/orders/pg-password-AbCdEf",
+    ]
+  }
+}
+
+resource "aws_iam_role_policy" "secrets" {
+  name   = "${local.name}-secrets"
+  role   = regex("[^/]+$", local.execution_role_arn)
+  policy = data.aws_iam_policy_document.secrets.json
+}
+
 resource "aws_ecs_task_definition" "job" {
   family                   = local.name
   requires_compatibilities = ["FARGATE"]
   network_mode             = "awsvpc"
   cpu                      = var.runtime_environment.cpu_units
   memory                   = var.runtime_environment.memory_mb
-  execution_role_arn       = var.resource_refs["execution_role_arn"]
-  task_role_arn            = data.aws_iam_role.task.arn
+  execution_role_arn       = local.execution_role_arn
+  task_role_arn            = local.task_role_arn
 
+  # Fargate has no task timeout: the "timeout" container (the same image, running `sleep`) is essential,
+  # so when it exits after timeout_seconds ECS stops the task, giving the job stopTimeout seconds to exit.
   container_definitions = jsonencode([
     {
-      name        = "dativo-ingest"
+      name        = local.container_name
       image       = "123456789012.dkr.ecr.us-east-1.amazonaws.com/dativo-ingest:1.4.0"
       essential   = true
       command     = local.container_command
       environment = [for name, value in local.container_environment : { name = name, value = value }]
+      secrets     = [for name, arn in local.container_secrets : { name = name, valueFrom = arn }]
+      stopTimeout = 30
       logConfiguration = {
         logDriver = "awslogs"
         options = {
           "awslogs-group"         = local.log_group_name
-          "awslogs-region"        = "us-east-1"
+          "awslogs-region"        = local.region
           "awslogs-stream-prefix" = "dativo"
         }
       }
-    }
+    },
+    {
+      name       = "timeout"
+      image      = "123456789012.dkr.ecr.us-east-1.amazonaws.com/dativo-ingest:1.4.0"
+      essential  = true
+      entryPoint = ["sleep", tostring(var.runtime_environment.timeout_seconds)]
+      command    = []
+      logConfiguration = {
+        logDriver = "awslogs"
+        options = {
+          "awslogs-group"         = local.log_group_name
+          "awslogs-region"        = local.region
+          "awslogs-stream-prefix" = "timeout"
+        }
+      }
+    },
   ])
 
   runtime_platform {
@@ -73,6 +119,7 @@ data "aws_ecs_cluster" "job" {
 }
 
 resource "aws_scheduler_schedule" "job" {
+  #checkov:skip=CKV_AWS_297:Encrypted with an AWS owned key; set aws.kms.scheduler for a customer managed key
   name                         = local.name
   schedule_expression          = "cron(0 3 * * ? *)"
   schedule_expression_timezone = "Europe/Berlin"
@@ -98,6 +145,12 @@ resource "aws_scheduler_schedule" "job" {
         security_groups  = var.runtime_environment.network.security_group_ids
         assign_public_ip = false
       }
+    }
+
+    # Retries of a failed start: retry_config.max_attempts - 1 (default none), within an hour.
+    retry_policy {
+      maximum_retry_attempts       = 0
+      maximum_event_age_in_seconds = 3600
     }
   }
 }

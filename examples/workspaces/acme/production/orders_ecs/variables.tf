@@ -47,6 +47,46 @@ variable "resource_refs" {
   description = "References to externally provisioned resources"
   type        = map(string)
   default     = {}
+
+  validation {
+    condition     = contains(keys(var.resource_refs), "execution_role_arn")
+    error_message = "resource_refs.execution_role_arn is required (an IAM role ARN)."
+  }
+
+  validation {
+    condition     = alltrue([for k, v in var.resource_refs : can(regex("^arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$", v)) if k == "execution_role_arn"])
+    error_message = "resource_refs.execution_role_arn must be an IAM role ARN."
+  }
+
+  validation {
+    condition     = alltrue([for k, v in var.resource_refs : can(regex("^arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$", v)) if k == "task_role_arn"])
+    error_message = "resource_refs.task_role_arn must be an IAM role ARN."
+  }
+
+  validation {
+    condition     = contains(keys(var.resource_refs), "cluster_name")
+    error_message = "resource_refs.cluster_name is required (an ECS cluster name)."
+  }
+
+  validation {
+    condition     = alltrue([for k, v in var.resource_refs : can(regex("^[A-Za-z0-9_-]{1,255}$", v)) if k == "cluster_name"])
+    error_message = "resource_refs.cluster_name must be an ECS cluster name."
+  }
+
+  validation {
+    condition     = alltrue([for k, v in var.resource_refs : can(regex("^[A-Za-z0-9_/.#-]{1,512}$", v)) if k == "log_group_name"])
+    error_message = "resource_refs.log_group_name must be a CloudWatch log group name."
+  }
+
+  validation {
+    condition     = alltrue([for k, v in var.resource_refs : can(regex("^arn:aws(-cn|-us-gov)?:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]+$", v)) if k == "scheduler_role_arn"])
+    error_message = "resource_refs.scheduler_role_arn must be an IAM role ARN."
+  }
+
+  validation {
+    condition     = alltrue([for k, v in var.resource_refs : can(regex("^arn:aws(-cn|-us-gov)?:sqs:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,80}(\\.fifo)?$", v)) if k == "dead_letter_queue_arn"])
+    error_message = "resource_refs.dead_letter_queue_arn must be an SQS queue ARN."
+  }
 }
 
 variable "job_metadata" {

@@ -11,3 +11,13 @@ output "job_metadata" {
   description = "The job this workspace runs"
   value       = var.job_metadata
 }
+
+output "compute_type" {
+  description = "Where the job runs"
+  value       = var.runtime_environment.compute_type
+}
+
+output "cluster_name" {
+  description = "resource_refs.cluster_name"
+  value       = var.resource_refs["cluster_name"]
+}

@@ -35,7 +35,6 @@ tags = {
 }
 resource_refs = {
   execution_role_arn = "arn:aws:iam::123456789012:role/acme-lambda-orders"
-  scheduler_role_arn = "arn:aws:iam::123456789012:role/acme-scheduler"
 }
 job_metadata = {
   tenant_id        = "acme"

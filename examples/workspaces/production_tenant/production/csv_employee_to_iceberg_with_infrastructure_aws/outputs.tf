@@ -11,3 +11,53 @@ output "job_metadata" {
   description = "The job this workspace runs"
   value       = var.job_metadata
 }
+
+output "compute_type" {
+  description = "Where the job runs"
+  value       = var.runtime_environment.compute_type
+}
+
+output "cluster_name" {
+  description = "resource_refs.cluster_name"
+  value       = var.resource_refs["cluster_name"]
+}
+
+output "execution_role_arn" {
+  description = "resource_refs.execution_role_arn"
+  value       = var.resource_refs["execution_role_arn"]
+}
+
+output "log_group_name" {
+  description = "resource_refs.log_group_name"
+  value       = var.resource_refs["log_group_name"]
+}
+
+output "subnet_id" {
+  description = "resource_refs.subnet_id"
+  value       = var.resource_refs["subnet_id"]
+}
+
+output "task_definition_arn" {
+  description = "resource_refs.task_definition_arn"
+  value       = var.resource_refs["task_definition_arn"]
+}
+
+output "vpc_id" {
+  description = "resource_refs.vpc_id"
+  value       = var.resource_refs["vpc_id"]
+}
+
+output "subnets" {
+  description = "Subnets of the job's network"
+  value       = try(var.runtime_environment.network.subnet_ids, [])
+}
+
+output "security_groups" {
+  description = "Security groups of the job's network"
+  value       = try(var.runtime_environment.network.security_group_ids, [])
+}
+
+output "job_id" {
+  description = "Output job_id of the dativo_etl_job module"
+  value       = module.dativo_etl_job.job_id
+}

@@ -11,3 +11,48 @@ output "job_metadata" {
   description = "The job this workspace runs"
   value       = var.job_metadata
 }
+
+output "compute_type" {
+  description = "Where the job runs"
+  value       = var.runtime_environment.compute_type
+}
+
+output "cluster_name" {
+  description = "resource_refs.cluster_name"
+  value       = var.resource_refs["cluster_name"]
+}
+
+output "log_group_name" {
+  description = "resource_refs.log_group_name"
+  value       = var.resource_refs["log_group_name"]
+}
+
+output "service_account_email" {
+  description = "resource_refs.service_account_email"
+  value       = var.resource_refs["service_account_email"]
+}
+
+output "subnet_id" {
+  description = "resource_refs.subnet_id"
+  value       = var.resource_refs["subnet_id"]
+}
+
+output "vpc_id" {
+  description = "resource_refs.vpc_id"
+  value       = var.resource_refs["vpc_id"]
+}
+
+output "subnets" {
+  description = "Subnets of the job's network"
+  value       = try(var.runtime_environment.network.subnet_ids, [])
+}
+
+output "security_groups" {
+  description = "Security groups of the job's network"
+  value       = try(var.runtime_environment.network.security_group_ids, [])
+}
+
+output "job_id" {
+  description = "Output job_id of the dativo_etl_job module"
+  value       = module.dativo_etl_job.job_id
+}
