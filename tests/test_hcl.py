@@ -99,3 +99,24 @@ def test_escape_rules():
 def test_layout_aligns_runs_and_indents_nesting():
     text = 'x {\na = 1\nlonger = "v"\n\nb = {\nc = 2\n}\n}\n'
     assert hcl.format_hcl(text) == 'x {\n  a      = 1\n  longer = "v"\n\n  b = {\n    c = 2\n  }\n}\n'
+
+
+# Texts sharing lines that scan differently depending on what is open before them (a string, a block).
+_MEMO_TEXTS = [
+    'a = "one\nx"\nb = 1\ncc = 2\n',
+    'x"\nb = 1\ncc = 2\n',
+    'blk {\nb = 1\ncc = 2\n}\nb = 1\n',
+    'v = "${f({\nb = 1\n})}"\ncc = 2\n',
+]
+
+
+@pytest.mark.parametrize("order", [_MEMO_TEXTS, _MEMO_TEXTS[::-1]], ids=["forward", "backward"])
+def test_layout_does_not_depend_on_lines_laid_out_before(order):
+    """Each distinct line is scanned once per process; a line reused from that memo lays out as a fresh scan
+    of it would, whatever was open before it."""
+    fresh = {}
+    for text in order:
+        hcl._SCANNED.clear()
+        fresh[text] = hcl.format_hcl(text)
+    hcl._SCANNED.clear()
+    assert [hcl.format_hcl(t) for t in order + order] == [fresh[t] for t in order + order]

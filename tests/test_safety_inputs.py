@@ -481,3 +481,19 @@ def test_a_fifo_job_is_refused_by_the_single_job_commands_without_blocking(tmp_p
     root = make(tmp_path / "repo")
     os.mkfifo(root / "jobs/odd.yaml")
     refused(root, monkeypatch, "jobs/odd.yaml", "not a regular file", args=(command, "jobs/odd.yaml"), line=False)
+
+
+def test_containment_follows_a_changed_allow_outside_project(tmp_path):
+    """The allowed folders are resolved once per project root, but a new allow_outside_project counts."""
+    from dativo_ingest import paths
+
+    root, shared = tmp_path / "repo", tmp_path / "shared"
+    root.mkdir()
+    shared.mkdir()
+    (shared / "a.yaml").write_text("x: 1\n")
+    paths.allow(root, [])
+    assert "points outside the project" in paths.problem("../shared/a.yaml", root / "../shared/a.yaml", root)
+    paths.allow(root, ["../shared"])
+    assert paths.problem("../shared/a.yaml", root / "../shared/a.yaml", root) is None
+    paths.allow(root, [])
+    assert "points outside the project" in paths.problem("../shared/a.yaml", root / "../shared/a.yaml", root)

@@ -142,3 +142,18 @@ def test_gcp_and_k8s_any_input_gives_valid_labels_or_a_clear_error(tags):
         assert GCP_KEY.match(key) and GCP_VALUE.match(value), (key, value)
     for key, value in kube.items():
         assert 1 <= len(key) <= 63 and K8S_NAME.match(key) and K8S_NAME.match(value), (key, value)
+
+
+def test_asset_tags_name_the_asset_file_relative_to_each_project(tmp_path):
+    """Tags from an asset are built once per (asset, project root): the same asset model seen from two roots
+    names its file relative to each."""
+    from dativo_ingest.config import load_asset
+    from dativo_ingest.tags import _from_asset
+
+    write_tree(tmp_path, {"repo/assets/a.yaml": "name: a\ndomain: sales\nteam: {owner: x@y.z}\n"})
+    asset = load_asset(tmp_path / "repo/assets/a.yaml")
+    outer, governance, _, _ = _from_asset(asset, tmp_path.resolve())
+    inner, again, _, _ = _from_asset(asset, (tmp_path / "repo").resolve())
+    assert (outer, inner) == ("repo/assets/a.yaml", "assets/a.yaml")
+    assert [t.source for t in again] == ["asset domain (assets/a.yaml)", "asset team.owner (assets/a.yaml)"]
+    assert _from_asset(asset, tmp_path.resolve())[1] is governance  # reused, not rebuilt
