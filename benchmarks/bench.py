@@ -8,7 +8,8 @@ printed: full generate vs parsing every input with libyaml on every CPU + writin
 `--check` vs reading and hashing every input and output file; `--version`/`--help` vs `python -c pass`.
 
 Run: `make bench` (N = 100, 1,000, 10,000; about 3 minutes on 2 cores), or
-`.venv/bin/python benchmarks/bench.py N ...` (BENCH_BASELINE=0 skips the cookiecutter baseline).
+`.venv/bin/python benchmarks/bench.py N ...` (BENCH_BASELINE=0 skips the cookiecutter baseline,
+BENCH_RUNS sets the runs per size, BENCH_CLI runs another build).
 benchmarks/RESULTS.md records a run.
 """
 
@@ -30,10 +31,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 CLI = [str(BIN / "dativo-tf")] if (BIN / "dativo-tf").exists() else [sys.executable, "-m", "dativo_ingest"]
+if os.environ.get("BENCH_CLI"):  # another build to compare, e.g. "python -m dativo_ingest" with PYTHONPATH set
+    CLI = os.environ["BENCH_CLI"].split()
 BASELINE = [sys.executable, str(Path(__file__).with_name("cookiecutter_baseline.py"))]
 FLOOR = [sys.executable, str(Path(__file__).with_name("floor.py"))]
 TARGETS = {"generate": 2.0, "check": 2.0, "start": 2.5}  # issue 16: at most this many times the floor
-RUNS = 3
+RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 BASELINE_RUNS = {100: 3, 1000: 1}  # one cookiecutter run of 1,000 jobs takes about 40 s
 
 

@@ -241,3 +241,16 @@ def test_a_record_of_the_wrong_shape_is_an_error_and_nothing_changes(breakage, t
     assert "workspaces/acme/production/orders_ecs/.dativo-tf.json" in result.output
     assert "not an ownership record dativo-tf writes" in result.output
     assert snapshot(repo / "workspaces") == before
+
+
+def test_a_fully_cached_run_loads_no_renderer(examples_copy):
+    """A no-op `generate --check` (every job cached) imports neither Jinja, pydantic nor multiprocessing."""
+    import subprocess
+    import sys
+
+    probe = ("import sys\nfrom click.testing import CliRunner\nfrom dativo_ingest.cli import main\n"
+             "r = CliRunner().invoke(main, ['-q', 'generate', '--check'])\n"
+             "print(r.exit_code, sorted(m for m in ('jinja2', 'pydantic', 'multiprocessing') if m in sys.modules))")
+    subprocess.run([sys.executable, "-m", "dativo_ingest", "-q", "generate"], cwd=examples_copy, check=True)
+    done = subprocess.run([sys.executable, "-c", probe], cwd=examples_copy, capture_output=True, text=True, check=True)
+    assert done.stdout.split("\n")[0] == "0 []"

@@ -102,6 +102,8 @@ def _render_in_worker(path: Path) -> Outcome:
 
 
 def _render_many(project: ProjectSettings, paths: list[Path], workers: int | None) -> list[Outcome]:
+    if not paths:  # a fully cached run: no need to load multiprocessing
+        return []
     import multiprocessing
 
     if workers is None:
