@@ -161,7 +161,7 @@ def _scan(line: str, state: list[str]) -> tuple[int, int | None, bool, str | Non
 # _scan results by (line, state before it), with the state after it: the same lines recur in every
 # workspace, so each distinct one is scanned once per process (bounded: past the limit lines are scanned).
 _SCANNED: dict[tuple[str, tuple[str, ...]], tuple[tuple[int, int | None, bool, str | None], tuple[str, ...]]] = {}
-_SCANNED_MAX = 50_000
+_SCANNED_MAX = 10_000  # recurring lines come in with the first jobs; ~4 MB per process at most
 
 
 def _scan_line(line: str, state: list[str]) -> tuple[int, int | None, bool, str | None]:
