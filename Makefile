@@ -15,7 +15,7 @@ CHECKOV_STAMP   := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,dagster]'
+	PYTHONWARNINGS=ignore $(BIN)/python -m pip install --quiet -e '.[test,dagster]'  # no setuptools notices
 	touch $(STAMP)
 
 $(CHECKOV_STAMP):

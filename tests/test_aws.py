@@ -70,6 +70,8 @@ def set_settings(project, text: str) -> None:
 
 
 def test_lambda_image_in_another_region_is_an_error_naming_the_setting(project):
+    settings = project.root / "dativo-tf.yaml"  # an image in one region only
+    settings.write_text(settings.read_text().replace("ecr.{region}.amazonaws.com", "ecr.us-east-1.amazonaws.com"))
     with pytest.raises(InputError) as info:
         project.render("fn", infra("lambda", top="region: eu-west-1", **LAMBDA))
     err = info.value

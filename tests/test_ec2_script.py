@@ -202,3 +202,67 @@ def test_the_script_is_bash_syntax_clean(project, tmp_path):
         proc = subprocess.run(["bash", "-n"], input=text, capture_output=True, text=True)
         assert proc.returncode == 0, (name, proc.stderr)
     assert re.search(r"^trap 'shutdown -h now' EXIT$", out["job_script"], re.M)
+
+
+# --- property: any job path is refused, or reaches the shell byte for byte ------------------------------
+
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st  # noqa: E402
+
+# Folder names a job can live in: shell metacharacters, quotes, spaces, unicode, and control characters.
+_FOLDER = st.text(alphabet=st.sampled_from(list("ab $`'\"\\;|&(){}[]<>*?!#~%=,:é中\x00\n\r\t\x1b\x7f\u0085\u2028")),
+                  min_size=1, max_size=12)
+
+
+@hsettings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(folders=st.lists(_FOLDER, min_size=12, max_size=12, unique=True))
+def test_any_job_path_is_refused_or_reaches_the_shell_byte_for_byte(project, tmp_path_factory, folders):
+    from dativo_ingest.config import JobConfig
+    from dativo_ingest.project import ProjectSettings
+    from dativo_ingest.render import render_job
+    from tests.conftest import job_yaml
+
+    work = tmp_path_factory.mktemp("prop")
+    accepted: list[tuple[str, str]] = []  # (job path, main.tf)
+    for i, folder in enumerate(folders):
+        if "/" in folder or "\x00" in folder or folder in (".", ".."):
+            continue  # no file system can hold such a folder name
+        path = project.root / "jobs" / folder / f"job{i}.yaml"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except (OSError, ValueError):
+            continue
+        path.write_text(job_yaml(ec2(secrets=False)))
+        try:
+            ws = render_job(JobConfig.from_yaml(path), ProjectSettings.load(project.root / "dativo-tf.yaml"))
+        except InputError as exc:  # refused: it must be because of a control character, and say so
+            assert "control character" in str(exc), str(exc)
+            assert any(ord(c) < 32 or 0x7f <= ord(c) <= 0x9f or c in "\u2028\u2029" for c in folder), folder
+            continue
+        accepted.append((f"jobs/{folder}/job{i}.yaml", ws.files["main.tf"]))
+    if not accepted:
+        return
+    # one Terraform run evaluates every accepted job's script (a module each)
+    root = work / "tf"
+    for i, (_, main_tf) in enumerate(accepted):
+        module = root / f"m{i}"
+        module.mkdir(parents=True)
+        (module / "main.tf").write_text(startup_locals(main_tf) + '\noutput "user_data" {\n  value = local.user_data\n}\n')
+    (root / "main.tf").write_text("".join(
+        f'module "m{i}" {{\n  source = "./m{i}"\n}}\n\noutput "m{i}" {{\n  value = module.m{i}.user_data\n}}\n\n'
+        for i in range(len(accepted))))
+    for args in (["init", "-input=false", "-no-color"], ["apply", "-auto-approve", "-input=false", "-no-color", "-lock=false"]):
+        rc, _, err = terraform(args, root)
+        assert rc == 0, err
+    rc, out, err = terraform(["output", "-json", "-no-color"], root)
+    assert rc == 0, err
+    values = json.loads(out)
+    for i, (job_path, _) in enumerate(accepted):
+        run_dir = work / f"run{i}"
+        run_dir.mkdir()
+        code, calls = run_user_data(values[f"m{i}"]["value"], run_dir)
+        assert code == 0, job_path
+        docker = next(c for c in calls if c["cmd"] == "docker" and c["args"][0] == "run")["args"]
+        assert f"DATIVO_JOB_PATH={job_path}" in docker  # byte for byte, as one argument
+        assert docker[-4:-2] == ["--config", job_path]
+        assert sorted(p.name for p in run_dir.iterdir()) == sorted(["bin", "calls.jsonl", "calls.jsonl.runs"]
+                                                                  + (["per-boot"] if (run_dir / "per-boot").exists() else []))

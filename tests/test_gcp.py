@@ -189,11 +189,13 @@ def test_a_registry_address_keeps_its_version(project):
     assert 'version = "~> 1.2"' in ws.files["main.tf"]
 
 
-@pytest.mark.parametrize("path", ["./modules/missing", "modules/missing", "../elsewhere/etl", "/no/such/module"])
-def test_a_local_module_folder_that_does_not_exist_is_an_error(project, path):
+@pytest.mark.parametrize("path, why", [("./modules/missing", "does not exist"), ("modules/missing", "does not exist"),
+                                       ("../elsewhere/etl", "points outside"), ("/no/such/module", "points outside")])
+def test_a_local_module_folder_that_does_not_exist_is_an_error(project, path, why):
+    """Outside the project, that comes first (allow_outside_project); inside, a missing folder is an error."""
     with pytest.raises(InputError) as info:
         render_with(project, "mod", module_job(path))
-    assert info.value.key == "infrastructure.terraform.module_path" and "does not exist" in info.value.message
+    assert info.value.key == "infrastructure.terraform.module_path" and why in info.value.message
 
 
 def test_local_module_path_is_relative_to_the_output_folder_actually_used(project, tmp_path):

@@ -158,17 +158,9 @@ def required_version(constraint: str, backend: dict) -> str:
     return f"{constraint}, {floor}"
 
 
-def ref_rules(job: JobConfig, compute_type: str, refs: dict[str, str], required: list[str]) -> list[dict[str, str]]:
-    """The format rule of every resource_refs key the compute type reads; a set key breaking it is an error."""
-    rules = []
-    for name in READS[compute_type]:
-        pattern, what = REF_FORMATS[name]
-        value = refs.get(name)
-        if value and not re.match(pattern, value):
-            raise job.error(f"{value!r} is not {what} (pattern {pattern})",
-                            "infrastructure", "terraform", "resource_refs", name)
-        rules.append({"key": name, "pattern": pattern, "what": what, "required": name in required})
-    return rules
+def ref_rules(job: JobConfig, compute_type: str, required: list[str]) -> list[dict[str, str]]:
+    """The format rule of every resource_refs key the compute type reads (see compute.ref_rules)."""
+    return compute.ref_rules(job, READS[compute_type], REF_FORMATS, required)
 
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -204,7 +196,7 @@ def context(job: JobConfig, runtime, refs: dict[str, str], schedule, settings: S
     retention = settings.aws.log_retention_days
     return {
         "required_version": required_version(settings.terraform_version, backend),
-        "ref_rules": [] if module else ref_rules(job, compute_type, refs, required_refs + identity),
+        "ref_rules": [] if module else ref_rules(job, compute_type, required_refs + identity),
         "image": resolved,
         "image_key": key,
         "ecr": {"registry": resolved.split("/", 1)[0], "region": ecr.group(1)} if ecr else None,

@@ -306,3 +306,20 @@ def resource_name(parts: list[str], limit: int, *, lowercase: bool = False, allo
         digest = hashlib.sha256(name.encode()).hexdigest()[:8]
         name = name[: limit - 9].rstrip("-_") + "-" + digest
     return name
+
+
+def ref_rules(job, names, formats: dict[str, tuple[str, str]], required) -> list[dict]:
+    """The format rule of every resource_refs key in `names` (`formats`: key -> (regex, what it is)); a set key
+    breaking its rule is an error naming it. The rules become validation blocks on var.resource_refs."""
+    import re
+
+    refs = job.infrastructure.terraform.resource_refs
+    rules = []
+    for name in names:
+        pattern, what = formats[name]
+        value = refs.get(name)
+        if value and not re.match(pattern, value):
+            raise job.error(f"{value!r} is not {what} (pattern {pattern})",
+                            "infrastructure", "terraform", "resource_refs", name)
+        rules.append({"key": name, "pattern": pattern, "what": what, "required": name in required})
+    return rules

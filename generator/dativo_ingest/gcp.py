@@ -146,17 +146,9 @@ def secrets(job: JobConfig, compute_type: str, project_id: str) -> list[dict[str
     return out
 
 
-def ref_rules(job: JobConfig, compute_type: str, refs: dict[str, str]) -> list[dict[str, Any]]:
-    """The format rule of every resource_refs key the compute type reads; a set key breaking it is an error."""
-    rules = []
-    for name in READS[compute_type]:
-        pattern, what = REF_FORMATS[name]
-        value = refs.get(name)
-        if value and not re.match(pattern, value):
-            raise job.error(f"{value!r} is not {what} (pattern {pattern})",
-                            "infrastructure", "terraform", "resource_refs", name)
-        rules.append({"key": name, "pattern": pattern, "what": what, "required": name in REQUIRED.get(compute_type, ())})
-    return rules
+def ref_rules(job: JobConfig, compute_type: str) -> list[dict[str, Any]]:
+    """The format rule of every resource_refs key the compute type reads (see compute.ref_rules)."""
+    return compute.ref_rules(job, READS[compute_type], REF_FORMATS, REQUIRED.get(compute_type, ()))
 
 
 def _b64(text: str) -> str:
@@ -204,7 +196,7 @@ def context(job: JobConfig, project: ProjectSettings, settings: Settings, parts:
                         f"allowed: 1-{CLOUD_RUN_MAX_RETRIES + 1}", "retry_config", "max_attempts", cls=CloudLimitError)
     job_secrets = secrets(job, compute_type, ctx["project_id"])
     out: dict[str, Any] = {
-        "ref_rules": ref_rules(job, compute_type, ctx["refs"]),
+        "ref_rules": ref_rules(job, compute_type),
         "max_attempts": max_attempts,
         "retries": retries,
         "secrets": job_secrets,

@@ -130,16 +130,17 @@ def check_folder(path: Path, shown: str) -> bool:
     return True
 
 
+def folders_on_the_way(root: Path, directory: str, prefix: str):
+    """(path, as shown to users) of every folder from the output root down to `directory`."""
+    current, shown = root, prefix.rstrip("/")
+    for part in directory.split("/"):
+        current, shown = current / part, (f"{shown}/{part}" if shown else part)
+        yield current, shown
+
+
 def check_folders(root: Path, directory: str, prefix: str) -> bool:
     """Every folder from the output root down to `directory` is a real folder (or absent). True if it exists."""
-    current = root
-    shown = prefix.rstrip("/")
-    for part in directory.split("/"):
-        current = current / part
-        shown = f"{shown}/{part}" if shown else part
-        if not check_folder(current, shown):
-            return False
-    return True
+    return all(check_folder(path, shown) for path, shown in folders_on_the_way(root, directory, prefix))
 
 
 def scan(root: Path, prefix: str) -> dict[str, tuple[Record, bytes]]:

@@ -126,6 +126,7 @@ def module_source(job: JobConfig, directory: PurePosixPath, output_dir: Path) ->
     if not target.is_dir():
         if _REGISTRY_SOURCE.match(raw) and not raw.startswith((".", "/")):
             return raw, True
+        paths.require_inside(job, raw, "infrastructure", "terraform", "module_path")
         raise job.error(
             f"module folder {raw!r} does not exist (looked for {target}); allowed: a folder relative to the "
             "project root, a registry address NAMESPACE/NAME/PROVIDER, or a remote source (git::, https://, ...)",

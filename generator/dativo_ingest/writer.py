@@ -22,7 +22,8 @@ from dativo_ingest.cache import CachedJob, sha256
 from dativo_ingest.errors import ForbiddenPathError, InputError
 from dativo_ingest.records import (
     GENERATED_NAMES, JOURNAL, LEGACY_MANIFEST, PROTECTED, RECORD, RETIRED_KEEPS, TEMP_PREFIX, Record,
-    check_folder, check_folders, dump_journal, load_journal, load_legacy_manifest, read_regular, scan,
+    check_folder, check_folders, dump_journal, folders_on_the_way, load_journal, load_legacy_manifest,
+    read_regular, scan,
 )
 from dativo_ingest.rendered import Output
 
@@ -411,10 +412,7 @@ def _current_sha(root: Path, path: str) -> str | None:
 
 def _make_folders(root: Path, directory: str, prefix: str, created: list[Path]) -> Path:
     current = root
-    shown = prefix.rstrip("/")
-    for part in directory.split("/"):
-        current = current / part
-        shown = f"{shown}/{part}" if shown else part
+    for current, shown in folders_on_the_way(root, directory, prefix):  # noqa: B007 - `current` is returned
         if not check_folder(current, shown):
             try:
                 current.mkdir()
