@@ -1,5 +1,5 @@
 """Dagster integration: one asset per job with an `infrastructure` block. Materialising it renders the
-job's Terraform workspace (the same code and manifest as `dativo-tf generate`), then, by the resource's
+job's Terraform workspace (the same code and ownership records as `dativo-tf generate`), then, by the resource's
 mode, runs `terraform plan` or `terraform apply` there and returns `terraform output -json` as the value.
 
 Needs the `dagster` extra: `pip install 'dativo-tf[dagster]'`.

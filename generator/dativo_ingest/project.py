@@ -1,5 +1,5 @@
 """Where a project is: its settings file, root folder and raw settings. Light to import (no pydantic), so
-a no-op run can find its manifest and job files without building the settings models."""
+a no-op run can find its output folder and job files without building the settings models."""
 
 from __future__ import annotations
 
