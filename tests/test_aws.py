@@ -15,7 +15,7 @@ import yaml
 
 from dativo_ingest.errors import InputError
 from tests.conftest import EXAMPLES
-from tests.tfcheck import terraform
+from tests.tfcheck import plan_errors_with_tfvars_edit, terraform
 
 EXEC = "arn:aws:iam::123456789012:role/exec"
 SM_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:pg-AbCdEf"
@@ -372,16 +372,8 @@ def test_a_malformed_resource_ref_is_an_error_at_generation(project):
 ])
 def test_variables_validate_resource_refs_at_plan(project, tmp_path, tfvars_edit, message):
     ws = project.render("job", infra("ecs_task", **ECS))
-    work = tmp_path / "ws"
-    work.mkdir()
-    (work / "variables.tf").write_text(ws.files["variables.tf"])
-    old, new = tfvars_edit
-    assert old in ws.files["terraform.tfvars"]
-    (work / "terraform.tfvars").write_text(ws.files["terraform.tfvars"].replace(old, new))
-    rc, out, err = terraform(["init", "-input=false", "-backend=false", "-no-color"], work)
-    assert rc == 0, err
-    rc, out, err = terraform(["plan", "-input=false", "-no-color", "-refresh=false", "-lock=false"], work)
-    assert rc != 0 and message in " ".join(err.split()), err
+    err = plan_errors_with_tfvars_edit(ws.files, tmp_path / "ws", *tfvars_edit)
+    assert message in err, err
 
 
 def test_lambda_on_a_non_ecr_image_names_the_top_level_setting(project):

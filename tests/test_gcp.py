@@ -400,19 +400,11 @@ def test_a_malformed_gke_ref_is_an_error_at_generation(project):
     (('cluster_name = "gke-1"', 'other = "x"'), "resource_refs.cluster_name is required"),
 ])
 def test_variables_validate_resource_refs_at_plan(project, tmp_path, tfvars_edit, message):
-    from tests.tfcheck import terraform
+    from tests.tfcheck import plan_errors_with_tfvars_edit
 
     ws = project.render("pod", gke())
-    work = tmp_path / "ws"
-    work.mkdir()
-    (work / "variables.tf").write_text(ws.files["variables.tf"])
-    old, new = tfvars_edit
-    assert old in ws.files["terraform.tfvars"]
-    (work / "terraform.tfvars").write_text(ws.files["terraform.tfvars"].replace(old, new))
-    rc, out, err = terraform(["init", "-input=false", "-backend=false", "-no-color"], work)
-    assert rc == 0, err
-    rc, out, err = terraform(["plan", "-input=false", "-no-color", "-refresh=false", "-lock=false"], work)
-    assert rc != 0 and message in " ".join(err.split()), err
+    err = plan_errors_with_tfvars_edit(ws.files, tmp_path / "ws", *tfvars_edit)
+    assert message in err, err
 
 
 def test_secrets_in_module_mode_are_a_warning(project):

@@ -135,3 +135,17 @@ def tfvars_conform(workspace: Path) -> None:
         rc, out, err = terraform(["plan", "-input=false", "-no-color", "-refresh=false", "-lock=false"], copy)
         assert rc == 0, f"tfvars do not conform to variables.tf in {workspace}:\n{err}"
         assert "Value for undeclared variable" not in err, err
+
+
+def plan_errors_with_tfvars_edit(files: dict[str, str], work: Path, old: str, new: str) -> str:
+    """`terraform plan` on a copy holding only variables.tf and the tfvars with `old` replaced by `new`;
+    asserts the plan fails and returns its stderr on one line (for the variables' validation messages)."""
+    work.mkdir()
+    (work / "variables.tf").write_text(files["variables.tf"])
+    assert old in files["terraform.tfvars"]
+    (work / "terraform.tfvars").write_text(files["terraform.tfvars"].replace(old, new))
+    rc, _, err = terraform(["init", "-input=false", "-backend=false", "-no-color"], work)
+    assert rc == 0, err
+    rc, _, err = terraform(["plan", "-input=false", "-no-color", "-refresh=false", "-lock=false"], work)
+    assert rc != 0, "the plan should fail"
+    return " ".join(err.split())
