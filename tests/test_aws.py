@@ -15,7 +15,7 @@ import yaml
 
 from dativo_ingest.errors import InputError
 from tests.conftest import EXAMPLES
-from tests.tfcheck import plan_errors_with_tfvars_edit, terraform
+from tests.tfcheck import plan_errors_with_tfvars_edit
 
 EXEC = "arn:aws:iam::123456789012:role/exec"
 SM_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:pg-AbCdEf"
