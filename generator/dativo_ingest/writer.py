@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dativo_ingest.cache import CachedJob, sha256
+from dativo_ingest.cache import CachedJob, job_key, sha256
 from dativo_ingest.errors import ForbiddenPathError, InputError
 from dativo_ingest.records import (
     GENERATED_NAMES, JOURNAL, LEGACY_MANIFEST, PROTECTED, RECORD, RETIRED_KEEPS, TEMP_PREFIX, Record,
@@ -192,7 +192,7 @@ def plan(workspaces: list[Output], output_dir: Path, project_root: Path, *, job_
         result.stale = _stale_files(root, journal)
     result.journal = journal
 
-    run_jobs = {_job_key(p, project_root) for p in job_paths}
+    run_jobs = {job_key(p, project_root) for p in job_paths}
     produced: dict[str, str] = {}  # folder -> job
     for job in cached:
         if job.directory is not None:
@@ -252,11 +252,6 @@ def plan(workspaces: list[Output], output_dir: Path, project_root: Path, *, job_
 
     result.changes.sort(key=lambda c: c.path)
     return result
-
-
-def _job_key(path: Path, root: Path) -> str:
-    text, prefix = path.as_posix(), root.as_posix().rstrip("/") + "/"
-    return text[len(prefix):] if text.startswith(prefix) else text
 
 
 def _stale_files(root: Path, journal: dict[str, list]) -> list[str]:
