@@ -22,7 +22,7 @@ from pathlib import Path
 
 from dativo_ingest import __version__
 from dativo_ingest.errors import DativoTfError, InputError
-from dativo_ingest.records import RECORD
+from dativo_ingest.records import RECORD, read_regular
 
 
 def sha256(data: bytes) -> str:
@@ -129,21 +129,10 @@ class Digests:
     def __call__(self, path: str) -> str | None:
         if path not in self._known:
             try:
-                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-                try:
-                    import stat
-
-                    if not stat.S_ISREG(os.fstat(fd).st_mode):
-                        self._known[path] = None
-                    else:
-                        chunks = []
-                        while chunk := os.read(fd, 1 << 20):
-                            chunks.append(chunk)
-                        self._known[path] = sha256(b"".join(chunks))
-                finally:
-                    os.close(fd)
-            except OSError:
-                self._known[path] = None
+                data = read_regular(Path(path), path)
+            except InputError:  # a symlink, folder, FIFO or unreadable file: never fresh
+                data = None
+            self._known[path] = None if data is None else sha256(data)
         return self._known[path]
 
 
