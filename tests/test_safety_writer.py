@@ -690,7 +690,9 @@ CRASHES = [("create", 8, False, 2), ("update", 8, False, 2), ("retire", 4, True,
 @pytest.mark.parametrize("scenario,random_points,every_deletion,double_kills", CRASHES,
                          ids=[c[0] for c in CRASHES])
 def test_kill_9_at_any_moment_is_repaired_by_the_next_run(scenario, random_points, every_deletion, double_kills,
-                                                          tmp_path):
+                                                          tmp_path, monkeypatch):
+    """Each killed run starts without a render cache, like the reference run: what it renders, and so the
+    filesystem calls it makes (new workspaces are staged while rendering), are the reference's."""
     rng = random.Random(f"dativo-tf kill -9 {scenario}")
     start, args = _scenario(tmp_path, scenario)
     reference = tmp_path / "reference"
@@ -704,9 +706,10 @@ def test_kill_9_at_any_moment_is_repaired_by_the_next_run(scenario, random_point
     points += [(rng.randint(1, len(calls)), rng.randint(1, len(calls) // 2)) for _ in range(double_kills)]
     assert len(points) >= 10
     work = tmp_path / "work"
-    for kill_at, kill_repair_at in points:
+    for i, (kill_at, kill_repair_at) in enumerate(points):
         shutil.rmtree(work, ignore_errors=True)
         shutil.copytree(start, work, symlinks=True)
+        monkeypatch.setenv("DATIVO_TF_CACHE_DIR", str(tmp_path / f"cache{i}"))
         assert run_killed(_cli_ok(work, *args), kill_at)[0], kill_at
         if kill_repair_at:
             run_killed(_cli_ok(work, *args), kill_repair_at)  # the repair may finish before its kill point
@@ -717,10 +720,11 @@ def test_kill_9_at_any_moment_is_repaired_by_the_next_run(scenario, random_point
 
 
 def test_a_repair_run_killed_too_is_repaired_by_the_next_run(tmp_path):
-    """Run 1 dies with every new file renamed but no record; run 2 (the repair) dies with its journal
+    """Run 1 dies with every changed file renamed but no record; run 2 (the repair) dies with its journal
     written and nothing renamed. Run 2's journal must still say that run 1's files are dativo-tf's, or run 3
-    (after an input change) refuses them as foreign files."""
-    start, args = _scenario(tmp_path, "create")
+    (after an input change) refuses them as foreign files. (Existing folders: a new folder appears whole,
+    record included, in one rename.)"""
+    start, args = _scenario(tmp_path, "update")
     reference = tmp_path / "reference"
     shutil.copytree(start, reference, symlinks=True)
     change_every_job(reference)
@@ -782,9 +786,9 @@ def _blocked_on_a_lock(pid: int) -> bool:
 
 @pytest.mark.skipif(not Path("/proc/locks").exists(), reason="needs Linux /proc/locks")
 def test_a_second_run_waits_for_the_first_even_into_a_new_output_folder(tmp_path):
-    """Run A creates the output folder and stops (SIGSTOP) between staging its files and renaming them; run
-    B, started then, must wait for A's lock instead of reading A's half-applied tree. Without the lock, B
-    takes A's temp files for a dead run's, deletes them, and A fails."""
+    """Run A creates the output folder and stops (SIGSTOP) between staging its workspaces and renaming them;
+    run B, started then, must wait for A's lock instead of reading A's half-applied tree. Without the lock,
+    B takes A's stage for a dead run's, deletes it, and A fails."""
     repo = make_repo(tmp_path / "repo", jobs=6)
     reference = tmp_path / "reference"
     shutil.copytree(repo, reference)
@@ -799,7 +803,7 @@ def test_a_second_run_waits_for_the_first_even_into_a_new_output_folder(tmp_path
 
             def replace(*args, **kwargs):
                 seen.append(args)
-                if len(seen) == 2:  # the journal is in place, every file staged, none renamed
+                if len(seen) == 1:  # every new workspace staged whole, none renamed into place
                     os.kill(os.getpid(), signal.SIGSTOP)
                 return real(*args, **kwargs)
 
@@ -811,7 +815,7 @@ def test_a_second_run_waits_for_the_first_even_into_a_new_output_folder(tmp_path
     os.close(write_end)
     _, status = os.waitpid(pid, os.WUNTRACED)
     assert os.WIFSTOPPED(status)
-    assert (repo / OUT / records.JOURNAL).is_file()
+    assert [p for p in (repo / OUT).iterdir() if p.name.startswith(records.TEMP_PREFIX)]  # A's stage
     second = subprocess.Popen([sys.executable, "-m", "dativo_ingest", "generate", "-j", "1"], cwd=repo,
                               stderr=subprocess.PIPE, text=True)
     give_up = time.monotonic() + 600  # only against a hang: B normally blocks within a second
@@ -864,3 +868,100 @@ def test_a_retired_aws_workspace_passes_terraform_validate(tmp_path):
     assert rc == 0, out + err
     rc, out, err = terraform("validate", "-json", "-no-color")
     assert rc == 0 and json.loads(out)["valid"] is True, out + err
+
+
+# --- issue 16: new workspaces are staged whole while rendering ------------------------------------------
+
+
+def _stage_like(out: Path, name: str, extra: str | None = None) -> Path:
+    """A stage as a run killed while rendering leaves it: a temp folder at the output root holding workspaces
+    (tenant/environment/job) of generated files; `extra` adds a file of another name."""
+    stage = out / f"{records.TEMP_PREFIX}{name}"
+    job = stage / "acme/prod/job9"
+    job.mkdir(parents=True)
+    (job / "main.tf").write_text("# half\n")
+    (job / records.RECORD).write_text("{}\n")
+    (stage / "acme/prod/job8").mkdir()  # killed between the folder and its files
+    if extra:
+        (job / extra).write_text("mine\n")
+    return stage
+
+
+def test_a_stage_left_by_a_killed_run_is_repaired_by_the_next_run(tmp_path):
+    repo = generated(tmp_path)
+    before = tree(repo / OUT)
+    stage = _stage_like(repo / OUT, "killed")
+    result = cli(repo, "generate", "--check")
+    assert result.exit_code == 1 and f"would repair {OUT}\n" in result.output, result.output
+    assert stage.is_dir()  # --check writes nothing
+    result = cli(repo, "generate")
+    assert result.exit_code == 0 and f"repaired {OUT}\n" in result.output, result.output
+    assert not stage.exists() and tree(repo / OUT) == before and leftovers(repo / OUT) == []
+
+
+def test_a_stage_shaped_folder_holding_anything_else_is_left_alone(tmp_path):
+    """Only a folder holding nothing but what a stage holds is a dead run's stage: one with a file of another
+    name (or a symlink) is somebody's, whatever its name."""
+    repo = generated(tmp_path)
+    stage = _stage_like(repo / OUT, "notes", extra="notes.txt")
+    (repo / OUT / f"{records.TEMP_PREFIX}link").mkdir()
+    (repo / OUT / f"{records.TEMP_PREFIX}link" / "acme").symlink_to(repo / "jobs")
+    before = tree(repo / OUT)
+    for args in (["generate"], ["generate", "--check"]):
+        result = cli(repo, *args)
+        assert result.exit_code == 0 and "repair" not in result.output, result.output
+    assert tree(repo / OUT) == before and stage.is_dir() and (repo / "jobs/job0.yaml").is_file()
+
+
+def test_a_failed_run_into_a_new_output_folder_leaves_no_folder_and_no_stage(tmp_path):
+    """The writing run locks (and so creates) the output folder before rendering: when a job fails, the
+    folder it created goes again, and with it the stage of the jobs that rendered."""
+    repo = make_repo(tmp_path / "repo", jobs=3)
+    (repo / "jobs/job1.yaml").write_text(job_yaml(LAMBDA).replace("tenant_id", "tenant_idd"))
+    before = tree(repo)
+    for args in (["generate"], ["generate", "-j", "2"], ["generate", "--out", "deep/er/out"]):
+        result = cli(repo, *args)
+        assert result.exit_code == 2 and "jobs/job1.yaml" in result.stderr, result.output
+        assert tree(repo) == before, args
+
+
+def test_an_interrupted_run_is_never_skipped_by_the_render_cache(tmp_path, monkeypatch):
+    """The render cache checks the files it knows; a run killed after renaming a workspace's new files and
+    record, but before deleting the file the new record no longer lists, leaves one more. Its journal makes
+    the next run plan every workspace instead of trusting the cache."""
+    monkeypatch.setenv("DATIVO_TF_CACHE_DIR", str(tmp_path / "cache"))
+    start = generated(tmp_path, jobs=2, name="start")
+    settings = start / "dativo-tf.yaml"
+    settings.write_text("tfvars_format: json\n" + settings.read_text())  # deletes terraform.tfvars
+    reference = tmp_path / "reference"
+    shutil.copytree(start, reference, symlinks=True)
+    assert cli(reference, "generate", "-j", "1").exit_code == 0
+    work = tmp_path / "work"
+    shutil.copytree(start, work, symlinks=True)
+    assert cli(work, "generate", "-j", "1").exit_code == 0  # the cache now knows the final workspaces
+    shutil.rmtree(work / OUT)
+    shutil.copytree(start / OUT, work / OUT, symlinks=True)
+    killed, _ = run_killed(_cli_ok(work, "generate", "-j", "1"), lambda name, args: name == "unlink")
+    assert killed and (work / OUT / records.JOURNAL).is_file() and (ws(work, 0) / "terraform.tfvars").is_file()
+    result = cli(work, "generate", "-j", "1")
+    assert result.exit_code == 0, result.output
+    assert tree(work / OUT) == tree(reference / OUT) and leftovers(work / OUT) == []
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_staged_and_updated_files_get_the_same_modes(umask, tmp_path):
+    """New workspaces arrive by a folder rename, changed files by a file rename: either way a generated file
+    is 0644 (as before staging existed) and a workspace folder is what mkdir gives under the umask."""
+    repo = make_repo(tmp_path / "repo", jobs=2)
+    old = os.umask(umask)
+    try:
+        assert cli(repo, "generate", "-j", "1").exit_code == 0
+        (repo / "jobs/job5.yaml").write_text(job_yaml(LAMBDA))
+        change_every_job(repo)
+        assert cli(repo, "generate", "-j", "1").exit_code == 0
+    finally:
+        os.umask(old)
+    for i in (0, 1, 5):
+        assert stat.S_IMODE(ws(repo, i).stat().st_mode) == 0o777 & ~umask
+        for path in ws(repo, i).iterdir():
+            assert stat.S_IMODE(path.stat().st_mode) == 0o644, path

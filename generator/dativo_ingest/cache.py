@@ -31,7 +31,10 @@ def sha256(data: bytes) -> str:
 
 def relative(path: Path, root: Path) -> str:
     """`path` relative to `root` with forward slashes; absolute when it lies outside."""
-    resolved = path.resolve()
+    return _relative_resolved(path.resolve(), root)
+
+
+def _relative_resolved(resolved: Path, root: Path) -> str:
     try:
         return resolved.relative_to(root).as_posix()
     except ValueError:
@@ -119,20 +122,38 @@ def entry(job_inputs: dict[str, str], directory: str | None, files: dict[str, st
     return out
 
 
+_RECORD_SUFFIX = "/" + RECORD
+
+
 class Digests:
     """sha256 of files, each read once per run (assets and the settings file are shared by many jobs).
     Symlinks and non-regular files hash to None, so they never count as fresh."""
 
     def __init__(self) -> None:
         self._known: dict[str, str | None] = {}
+        self._resolved: dict[Path, Path] = {}
+        self.records: dict[str, bytes] = {}  # the ownership records read, by path: `records.scan` reuses them
+
+    def inputs(self, paths: list[Path], root: Path, resolved: tuple[Path, ...] = ()) -> dict[str, str | None]:
+        """A job's input files as the cache names them (relative to the root) with their sha256. Paths in
+        `resolved` are resolved already; the others (the shared asset and settings) are resolved once."""
+        out: dict[str, str | None] = {}
+        for path in paths:
+            real = path if path in resolved else self._resolved.get(path)
+            if real is None:
+                real = self._resolved[path] = path.resolve()
+            out[_relative_resolved(real, root)] = self(real.as_posix())
+        return out
 
     def __call__(self, path: str) -> str | None:
         if path not in self._known:
             try:
-                data = read_regular(Path(path), path)
+                data = read_regular(path, path)
             except InputError:  # a symlink, folder, FIFO or unreadable file: never fresh
                 data = None
             self._known[path] = None if data is None else sha256(data)
+            if data is not None and path.endswith(_RECORD_SUFFIX):
+                self.records[path] = data
         return self._known[path]
 
 
@@ -170,17 +191,15 @@ def build(workspaces: list, cached: list[CachedJob], skipped: list[Path], projec
     """The cache after a successful writing run: every job rendered or reused, except jobs using `${VAR}`.
     `record_shas`: the sha256 of each written workspace's ownership record."""
     digest = Digests()
-
-    def inputs(paths: list[Path]) -> dict[str, str | None]:
-        return {relative(p, project_root): digest(p.resolve().as_posix()) for p in paths}
-
     jobs: dict = {c.job: c.entry for c in cached}
     for path in skipped:
-        jobs[job_key(path, project_root)] = entry(inputs([path]), None, {}, [])
+        jobs[job_key(path, project_root)] = entry(digest.inputs([path], project_root), None, {}, [])
     for ws in workspaces:
         if ws.env or ws.directory not in record_shas:
             continue
         files = {name: sha256(data) for name, data in ws.files.items()}
         files[RECORD] = record_shas[ws.directory]
-        jobs[ws.job] = entry(inputs(ws.inputs), ws.directory, files, ws.warnings)
+        # hashed as rendering read them, else now
+        shas = ws.input_shas if ws.input_shas is not None else digest.inputs(ws.inputs, project_root)
+        jobs[ws.job] = entry(shas, ws.directory, files, ws.warnings)
     return jobs

@@ -109,9 +109,9 @@ def generate(ctx: Context, paths: tuple[str, ...], config: str | None, out: str 
     A workspace whose job is gone is retired (no resources, backend kept), never deleted: see `prune`."""
     from dativo_ingest import cache
     from dativo_ingest.errors import DativoTfError
-    from dativo_ingest.pipeline import render_all
+    from dativo_ingest.pipeline import StageTo, render_all
     from dativo_ingest.report import Report, WriteBack
-    from dativo_ingest.writer import apply, exclusive, plan, shared, unified_diff
+    from dativo_ingest.writer import apply, discard_stage, exclusive, plan, settings_id, shared, unified_diff
 
     mode = WriteBack.DIFF if diff else WriteBack.CHECK if check else WriteBack.YES
     report = Report(mode=mode, quiet=ctx.quiet, fail_on_change=fail_on_change)
@@ -121,29 +121,34 @@ def generate(ctx: Context, paths: tuple[str, ...], config: str | None, out: str 
         project.out = output_dir  # local module sources are relative to where the workspaces land
         # --diff shows every changed file's old and new text, so it renders everything
         reuse = None if full or diff else output_dir
-        rendered = render_all(project, paths, reuse=reuse, workers=workers)
-    except DativoTfError as exc:
-        _fail(ctx, exc)
-    for warning in rendered.warnings:
-        report.warning(warning)
-    for err in rendered.errors:
-        report.error(err)
-    if report.errors:
-        report.status(f"{len(report.errors)} error(s); nothing written")
-        sys.exit(report.return_code)
-    prefix = _prefix(output_dir, project.root)
-    try:
-        # a writing run creates the folder, then holds its lock from reading the records to writing them back
-        with exclusive(output_dir) if mode is WriteBack.YES else shared(output_dir):
-            result = plan(rendered.workspaces, output_dir, project.root, job_paths=rendered.job_paths,
-                          full_run=not paths, cached=rendered.cached, skipped=rendered.skipped,
-                          settings_path=project.path, record_base=project.output_dir, prefix=prefix,
-                          keep_old=mode is WriteBack.DIFF,
-                          retire_all=retire_all)
-            if mode is WriteBack.YES:
-                apply(result)
-                cache.save(output_dir, project.path, cache.build(
-                    rendered.workspaces, rendered.cached, rendered.skipped, project.root, result.record_shas))
+        prefix = _prefix(output_dir, project.root)
+        mine = settings_id(project.path, project.root, project.output_dir)
+        # a writing run creates the folder, then holds its lock from reading the records (and staging new
+        # workspaces while rendering) to writing them back; --check and --diff hold a shared lock
+        with exclusive(output_dir, later=True) if mode is WriteBack.YES else shared(output_dir) as cannot_create:
+            stage_to = StageTo(output_dir, mine) if mode is WriteBack.YES and cannot_create is None else None
+            rendered = render_all(project, paths, reuse=reuse, workers=workers, stage_to=stage_to)
+            try:
+                for warning in rendered.warnings:
+                    report.warning(warning)
+                for err in rendered.errors:
+                    report.error(err)
+                if report.errors:
+                    report.status(f"{len(report.errors)} error(s); nothing written")
+                    sys.exit(report.return_code)
+                if cannot_create is not None:
+                    raise cannot_create
+                result = plan(rendered.workspaces, output_dir, project.root, job_paths=rendered.job_paths,
+                              full_run=not paths, cached=rendered.cached, skipped=rendered.skipped,
+                              settings_path=project.path, record_base=project.output_dir, prefix=prefix,
+                              keep_old=mode is WriteBack.DIFF, retire_all=retire_all, stage=rendered.stage,
+                              records_read=rendered.records_read)
+                if mode is WriteBack.YES:
+                    apply(result)
+                    cache.save(output_dir, project.path, cache.build(
+                        rendered.workspaces, rendered.cached, rendered.skipped, project.root, result.record_shas))
+            finally:
+                discard_stage(rendered.stage)
     except DativoTfError as exc:
         _fail(ctx, exc)
     for skipped in rendered.skipped_jobs:

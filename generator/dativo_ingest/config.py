@@ -367,7 +367,7 @@ class JobConfig(OpenModel):
         check_near_misses(data, ("infrastructure",), path=path, text=text)
         job = validate(cls, data, path=path, text=text)
         job._path = path
-        job._root = Path(project_root).resolve() if project_root else find_project_root(path.parent)
+        job._root = paths.real(Path(project_root)) if project_root else find_project_root(path.parent)
         job._text = text
         for key in PATH_KEYS:
             job.resolve_path(key)  # refuses a path outside the project before anything reads it
@@ -398,7 +398,7 @@ class JobConfig(OpenModel):
             return known[1]  # the common case, without comparing paths
         if known is None or known[0] != (self._path, self._root):
             try:
-                relative = self._path.resolve().relative_to(self._root).as_posix()
+                relative = paths.real(self._path).relative_to(self._root).as_posix()
             except ValueError:
                 relative = self._path.as_posix()
             self._relative = ((self._path, self._root), relative)

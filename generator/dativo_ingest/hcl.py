@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from functools import lru_cache
 from typing import Any
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -194,7 +195,26 @@ def _lead_columns(lead: str) -> int:
 
 def format_hcl(text: str) -> str:
     """Lay out HCL text as `terraform fmt` would (see module docstring). Drops blank lines that directly
-    follow an opening line or precede a closing one, collapses runs of blank lines, ends with one newline."""
+    follow an opening line or precede a closing one, collapses runs of blank lines, ends with one newline.
+
+    Text that opens with `#` comment lines and a blank line (every generated file's header) is laid out as
+    that header, then the rest: the rest is often the same across many jobs, so it is laid out once."""
+    head, blank, body = text.partition("\n\n")
+    if blank and head[:1] == "#" and all(line[:1] == "#" for line in head.split("\n")):
+        rest = _format_memo(body)
+        # a comment closes nothing and aligns nothing: the layout after it is the rest's own, unless the rest
+        # is empty or starts with a closing bracket (the blank line before it would be dropped)
+        if rest.strip() and rest[0] not in _CLOSE:
+            return _format(head) + "\n" + rest
+    return _format(text)
+
+
+@lru_cache(maxsize=256)
+def _format_memo(text: str) -> str:
+    return _format(text)
+
+
+def _format(text: str) -> str:
     lines: list[list] = []  # [indent, lead, value or None, verbatim]; value None: not an attribute line
     indents: list[int] = []
     state: list[str] = []

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,6 +34,33 @@ OUTSIDE_HINT = ("allowed: paths inside the project, or inside a folder listed in
                 "in dativo-tf.yaml")
 
 _allowed: dict[Path, tuple[Path, ...]] = {}  # project root -> folders outside it that paths may point into
+_real_folders: dict[str, Path] | None = None  # folder -> its real path, only within `resolving_once`
+
+
+@contextmanager
+def resolving_once() -> Iterator[None]:
+    """Within a run, each folder's real path is looked up once: a thousand jobs share a few folders, and
+    resolving walks every component with a system call. A new run sees symlinks changed since."""
+    global _real_folders
+    previous, _real_folders = _real_folders, {}
+    try:
+        yield
+    finally:
+        _real_folders = previous
+
+
+def real(path: Path) -> Path:
+    """`path.resolve()`, its folder looked up once per run (see `resolving_once`)."""
+    memo = _real_folders
+    text = os.fspath(path)
+    folder, name = os.path.split(text)
+    if memo is None or not os.path.isabs(text) or name in ("", ".", ".."):
+        return path.resolve()
+    known = memo.get(folder)
+    if known is None:
+        known = memo[folder] = Path(folder).resolve()
+    full = known / name
+    return full.resolve() if full.is_symlink() else full
 
 
 def allow(root: Path, folders: Any) -> None:
@@ -62,7 +91,7 @@ def problem(raw: str, path: Path, root: Path) -> str | None:
     if char:
         return f"'{printable(raw)}' contains the control character {char}; allowed: {NO_CONTROL}"
     try:
-        resolved = str(path.resolve())
+        resolved = str(real(path))
     except (OSError, RuntimeError, ValueError) as exc:
         return f"{raw!r} cannot be resolved ({type(exc).__name__}); {OUTSIDE_HINT}"
     if any(resolved == folder or resolved.startswith(prefix) for folder, prefix in _inside(root)):

@@ -1,7 +1,8 @@
 """Load and render every job, collecting every error so one bad job never hides the next.
 
 Jobs the local render cache shows up to date are reused instead of rendered (see `cache`); the rest are
-rendered in worker processes when there are enough of them to pay for the workers.
+rendered in worker processes when there are enough of them to pay for the workers. A writing run passes a
+stage (see `writer`): the workers then also write each new workspace there, so writing uses every CPU too.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from typing import Union
 from dativo_ingest import cache
 from dativo_ingest.discovery import find_jobs
 from dativo_ingest.errors import DativoTfError, InputErrors
+from dativo_ingest.paths import resolving_once
 from dativo_ingest.project import ProjectSettings
+from dativo_ingest.records import JOURNAL
 from dativo_ingest.rendered import Output
 
 # Below this many jobs to render, starting worker processes costs more than it saves.
@@ -34,6 +37,8 @@ class Rendered:
     skipped: list[Path] = field(default_factory=list)  # rendered jobs without an infrastructure block
     errors: list[DativoTfError] = field(default_factory=list)
     warnings: list[DativoTfError] = field(default_factory=list)
+    stage: Path | None = None  # where new workspaces were staged; the caller removes it (writer.discard_stage)
+    records_read: dict[str, bytes] = field(default_factory=dict)  # ownership records the cache check read
 
     @property
     def workspace_count(self) -> int:
@@ -46,23 +51,42 @@ class Rendered:
         return sorted([cache.job_key(p, root) for p in self.skipped] + [c.job for c in self.cached if c.directory is None])
 
 
+@dataclass(frozen=True)
+class StageTo:
+    """Stage new workspaces for the output folder `output_dir` (held under its exclusive lock)."""
+    output_dir: Path
+    settings: str  # the settings file as records name it (writer.settings_id)
+
+
 def render_all(project: ProjectSettings, paths: tuple[str, ...] | list[str] = (), *,
-               reuse: Path | None = None, workers: int | None = None) -> Rendered:
+               reuse: Path | None = None, workers: int | None = None, stage_to: StageTo | None = None) -> Rendered:
     """Render the jobs at `paths` (default: the project's `jobs` globs).
 
     `reuse`: an output folder whose render cache may show jobs up to date; those are not rendered.
     `workers`: processes to render with (default: one per CPU once there are PARALLEL_MIN_JOBS jobs).
+    `stage_to`: stage new workspaces (see `writer.stage_workspace`); the result names the stage.
     """
     job_paths = find_jobs(project, paths)
     result = Rendered(project, job_paths)
     to_render = job_paths
-    if reuse is not None:
-        result.cached, to_render = cache.split(job_paths, project.root, reuse, cache.load(reuse, project.path))
+    # a journal means a run was interrupted half way: its folders may hold files the cache does not know
+    if reuse is not None and not os.path.lexists(reuse / JOURNAL):
+        digest = cache.Digests()
+        result.cached, to_render = cache.split(job_paths, project.root, reuse, cache.load(reuse, project.path), digest)
+        result.records_read = digest.records
         for job in result.cached:
             result.warnings.extend(job.warnings)
     if to_render or not result.cached:
         project.validate()  # a fully cached run uses settings whose exact bytes were validated before
-    for path, outcome in zip(to_render, _render_many(project, to_render, workers)):
+    stage = None
+    if stage_to is not None and to_render:
+        from dativo_ingest.writer import open_stage
+
+        result.stage = open_stage(stage_to.output_dir)
+        stage = (result.stage, stage_to)
+    with resolving_once():
+        outcomes = _render_many(project, to_render, workers, stage)
+    for path, outcome in zip(to_render, outcomes):
         if isinstance(outcome, list):
             display = cache.job_key(path, project.root)
             for err in outcome:
@@ -77,7 +101,11 @@ def render_all(project: ProjectSettings, paths: tuple[str, ...] | list[str] = ()
     return result
 
 
-def _render_one(project: ProjectSettings, path: Path) -> Outcome:
+_digests: cache.Digests | None = None  # the inputs' hashes, per render_all (each asset read once per process)
+Stage = tuple[Path, StageTo]
+
+
+def _render_one(project: ProjectSettings, path: Path, stage: Stage | None = None) -> Outcome:
     from dativo_ingest.config import JobConfig
     from dativo_ingest.render import render_job
 
@@ -90,30 +118,42 @@ def _render_one(project: ProjectSettings, path: Path) -> Outcome:
     if ws is None:
         return None
     files = {name: text.encode("utf-8") for name, text in ws.files.items()}
-    return Output(ws.job.relative_path, ws.directory.as_posix(), files, ws.inputs, ws.env, ws.warnings)
+    output = Output(ws.job.relative_path, ws.directory.as_posix(), files, ws.inputs, ws.env, ws.warnings)
+    if not ws.env:  # the cache never records a job whose paths use ${VAR}
+        output.input_shas = (_digests or cache.Digests()).inputs(ws.inputs, project.root, resolved=(path,))
+    if stage is not None:
+        from dativo_ingest.writer import stage_workspace
+
+        stage_workspace(stage[0], stage[1].output_dir, output, stage[1].settings)
+    return output
 
 
-_worker_project: ProjectSettings | None = None  # set in the parent before forking
+_worker_args: tuple[ProjectSettings, Stage | None] | None = None  # set in the parent before forking
 
 
 def _render_in_worker(path: Path) -> Outcome:
-    assert _worker_project is not None
-    return _render_one(_worker_project, path)
+    assert _worker_args is not None
+    return _render_one(_worker_args[0], path, _worker_args[1])
 
 
-def _render_many(project: ProjectSettings, paths: list[Path], workers: int | None) -> list[Outcome]:
+def _render_many(project: ProjectSettings, paths: list[Path], workers: int | None,
+                 stage: Stage | None = None) -> list[Outcome]:
     if not paths:  # a fully cached run: no need to load multiprocessing
         return []
     import multiprocessing
 
+    global _digests, _worker_args
+    _digests = cache.Digests()
     if workers is None:
         workers = _cpu_count() if len(paths) >= PARALLEL_MIN_JOBS else 1
     # Workers are forked so they share the loaded modules, compiled templates and settings; where fork is
     # not available (Windows, macOS default) rendering stays in this process.
     if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-        return [_render_one(project, path) for path in paths]
-    global _worker_project
-    _worker_project = project
+        try:
+            return [_render_one(project, path, stage) for path in paths]
+        finally:
+            _digests = None
+    _worker_args = (project, stage)
     try:
         from concurrent.futures import ProcessPoolExecutor
 
@@ -126,7 +166,8 @@ def _render_many(project: ProjectSettings, paths: list[Path], workers: int | Non
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
             return list(pool.map(_render_in_worker, paths, chunksize=max(1, len(paths) // (workers * 8))))
     finally:
-        _worker_project = None
+        _worker_args = None
+        _digests = None
 
 
 def _cpu_count() -> int:

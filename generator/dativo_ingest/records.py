@@ -91,7 +91,7 @@ def parse_record(raw: bytes, where: str) -> Record:
 # --- reading without following symlinks ---------------------------------------------------------------
 
 
-def read_regular(path: Path, shown: str) -> bytes | None:
+def read_regular(path: str | Path, shown: str) -> bytes | None:
     """The bytes of a regular file, None when nothing is there. A symlink, folder, FIFO or device standing
     at `path` is an error: dativo-tf never reads, hashes or diffs through one."""
     try:
@@ -143,9 +143,11 @@ def check_folders(root: Path, directory: str, prefix: str) -> bool:
     return all(check_folder(path, shown) for path, shown in folders_on_the_way(root, directory, prefix))
 
 
-def scan(root: Path, prefix: str) -> dict[str, tuple[Record, bytes]]:
+def scan(root: Path, prefix: str, known: dict[str, bytes] | None = None) -> dict[str, tuple[Record, bytes]]:
     """Every workspace record under the output root: {tenant/env/job: (record, raw bytes)}.
-    Symlinked folders are errors, not followed."""
+    Symlinked folders are errors, not followed. `known`: records already read in this run, under the same
+    lock, by their path (`root/tenant/env/job/.dativo-tf.json`)."""
+    known = known or {}
     found: dict[str, tuple[Record, bytes]] = {}
 
     def folders(path: Path, shown: str) -> list[tuple[str, Path, str]]:
@@ -170,7 +172,9 @@ def scan(root: Path, prefix: str) -> dict[str, tuple[Record, bytes]]:
     for tenant, tpath, tshown in folders(root, prefix):
         for env, epath, eshown in folders(tpath, tshown):
             for job, jpath, jshown in folders(epath, eshown):
-                raw = read_regular(jpath / RECORD, jshown + RECORD)
+                raw = known.get(f"{jpath}/{RECORD}")
+                if raw is None:
+                    raw = read_regular(jpath / RECORD, jshown + RECORD)
                 if raw is not None:
                     found[f"{tenant}/{env}/{job}"] = (parse_record(raw, jshown + RECORD), raw)
     return found

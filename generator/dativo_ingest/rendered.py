@@ -17,3 +17,6 @@ class Output:
     inputs: list[Path]  # the files it was rendered from: job, asset, settings
     env: list[str]  # environment variables its paths use
     warnings: list[DativoTfError]
+    input_shas: dict[str, str | None] | None = None  # the inputs' sha256 as rendering read them (for the cache)
+    staged: str | None = None  # sha256 of its record when the worker staged the whole new folder (see writer)
+    stage_error: tuple[str, str] | None = None  # (file name, why) when the disk refused the staged folder

@@ -5,13 +5,15 @@ symlink, writes only the file names dativo-tf generates, and deletes a file only
 match what dativo-tf recorded. A workspace whose job is gone is *retired*, never deleted: it keeps its
 backend and providers and declares no resources, so applying it destroys what its state holds;
 `dativo-tf prune` removes retired workspaces. Before the first rename a journal lists every pending
-change, so a run killed at any moment is finished (or undone) by the next one.
+change, so a run killed at any moment is finished (or undone) by the next one; a new workspace, staged whole
+while rendering, arrives record included in one folder rename and needs no journal entry.
 """
 
 from __future__ import annotations
 
 import difflib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -66,6 +68,7 @@ class Plan:
     legacy_manifest: bool = False
     journal: dict[str, list] = field(default_factory=dict)  # the journal of a run that was killed, if any
     record_shas: dict[str, str] = field(default_factory=dict)  # folder -> sha256 of its record after this run
+    staged: dict[str, Path] = field(default_factory=dict)  # new folder -> its copy, whole, in the stage
 
     @property
     def pending(self) -> list[Change]:
@@ -81,15 +84,32 @@ class Plan:
 
 
 @contextmanager
-def exclusive(output_dir: Path) -> Iterator[None]:
+def exclusive(output_dir: Path, *, later: bool = False) -> Iterator[InputError | None]:
     """Hold an exclusive lock on the output folder (created first, so the very first runs lock too) from
-    reading its records to writing them back. POSIX only."""
+    reading its records to writing them back. POSIX only. Folders it created are removed again when the
+    run leaves them empty (a run that failed must not leave an output folder behind).
+
+    `later`: a folder that cannot be created is not an error yet: its error is yielded (and nothing locked),
+    so the caller reports the jobs' own errors first."""
+    missing = [output_dir, *(p for p in output_dir.parents if not os.path.lexists(p))]
+    missing = missing[:next((i for i, p in enumerate(missing) if os.path.lexists(p)), len(missing))]
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise InputError(f"cannot create the output folder: {exc.strerror}", path=str(output_dir)) from None
-    with _flock(output_dir, exclusive_=True):
-        yield
+        error = InputError(f"cannot create the output folder: {exc.strerror}", path=str(output_dir))
+        if not later:
+            raise error from None
+        yield error
+        return
+    try:
+        with _flock(output_dir, exclusive_=True):
+            yield None
+    finally:
+        for folder in missing:
+            try:
+                folder.rmdir()  # only succeeds when empty
+            except OSError:
+                break
 
 
 @contextmanager
@@ -97,10 +117,10 @@ def shared(output_dir: Path) -> Iterator[None]:
     """A shared lock for runs that only read (--check, --diff): they never see a half-written tree.
     Creates nothing: without the folder there is nothing to lock."""
     if not output_dir.is_dir():
-        yield
+        yield None
         return
     with _flock(output_dir, exclusive_=False):
-        yield
+        yield None
 
 
 @contextmanager
@@ -120,6 +140,57 @@ def _flock(folder: Path, exclusive_: bool) -> Iterator[None]:
 
 def retired_main(job: str) -> bytes:
     return RETIRED_MAIN.format(job=job).encode("utf-8")
+
+
+def active_record(job: str, files: dict[str, bytes], settings: str) -> bytes:
+    return Record(job, settings, "active", {name: sha256(data) for name, data in files.items()}).dumps()
+
+
+# --- the stage: new workspaces written whole while rendering ------------------------------------------
+#
+# A writing run holds the exclusive lock while it renders. Render workers write each workspace whose folder
+# does not exist yet, record included, into the stage: a temp folder inside the output folder, so one
+# rename moves the workspace into place. That is speculative: `plan` decides from what is on disk whether a
+# staged folder is used; a run that fails removes the stage, and the next run removes one a killed run left.
+
+
+def open_stage(output_dir: Path) -> Path:
+    return Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=output_dir))
+
+
+def discard_stage(stage: Path | None) -> None:
+    if stage is not None:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def stage_workspace(stage: Path, output_dir: Path, output: Output, settings: str) -> Output:
+    """Write `output`'s folder whole into the stage when it does not exist in the output folder. Marks the
+    output `staged` (with its record's sha256), or with `stage_error` when the disk refused."""
+    if os.path.lexists(output_dir / output.directory) or sum(map(len, output.files.values())) > MAX_WORKSPACE_BYTES:
+        return output
+    folder = stage / output.directory
+    try:
+        os.makedirs(folder)
+    except FileExistsError:  # two jobs render to one folder: `plan` reports it
+        return output
+    except OSError as exc:
+        output.stage_error = ("", exc.strerror or str(exc))
+        return output
+    umask = os.umask(0o022)
+    os.umask(umask)
+    record = active_record(output.job, output.files, settings)
+    for name, data in [*output.files.items(), (RECORD, record)]:
+        try:
+            fd = os.open(folder / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            with os.fdopen(fd, "wb") as handle:
+                if umask & 0o644:  # generated files are 0644 whatever the umask, like the per-file path's
+                    os.fchmod(handle.fileno(), 0o644)
+                handle.write(data)
+        except OSError as exc:
+            output.stage_error = (name, exc.strerror or str(exc))
+            return output
+    output.staged = sha256(record)
+    return output
 
 
 class _Ownership:
@@ -161,19 +232,21 @@ def _another_project(record: Record, mine: str, settings_path: Path | None, proj
 def plan(workspaces: list[Output], output_dir: Path, project_root: Path, *, job_paths: list[Path],
          full_run: bool, cached: Iterable[CachedJob] = (), skipped: Iterable[Path] = (),
          settings_path: Path | None = None, record_base: Path | None = None, prefix: str = "",
-         keep_old: bool = False, retire_all: bool = False) -> Plan:
+         keep_old: bool = False, retire_all: bool = False, stage: Path | None = None,
+         records_read: dict[str, bytes] | None = None) -> Plan:
     """Compare what the jobs render to what is on disk. Raises before anything is written.
 
     `cached` jobs are up to date (see `cache.split`): their folders are not read. `record_base`: the
     configured output folder (default `output_dir`), which records name the settings file relative to.
     `keep_old` keeps the old bytes of changed files (for a diff). `retire_all` allows retiring more than
-    half the workspaces.
+    half the workspaces. `stage`: this run's stage, where workers wrote new workspaces whole.
+    `records_read`: ownership records this run already read under the lock it holds now (see `scan`).
     """
     record_base = record_base or output_dir
     root = output_dir
     result = Plan(output_dir=output_dir, prefix=prefix)
     exists = root.is_dir()
-    records = {d: r for d, (r, _) in scan(root, prefix).items()} if exists else {}
+    records = {d: r for d, (r, _) in scan(root, prefix, records_read).items()} if exists else {}
     journal = load_journal(root, prefix) if exists else {}
     mine = settings_id(settings_path, project_root, record_base)
     legacy = load_legacy_manifest(root, prefix, mine) if exists else {}
@@ -189,7 +262,7 @@ def plan(workspaces: list[Output], output_dir: Path, project_root: Path, *, job_
             "Give each settings file its own output_dir", path=prefix.rstrip("/") or str(output_dir),
         )
     if exists:
-        result.stale = _stale_files(root, journal)
+        result.stale = _stale_files(root, journal, stage)
     result.journal = journal
 
     run_jobs = {job_key(p, project_root) for p in job_paths}
@@ -219,10 +292,14 @@ def plan(workspaces: list[Output], output_dir: Path, project_root: Path, *, job_
         if size > MAX_WORKSPACE_BYTES:
             raise InputError(f"the workspace would be {size} bytes; dativo-tf refuses more than "
                              f"{MAX_WORKSPACE_BYTES} (check terraform.variables and tags for huge values)", path=ws.job)
-        record = Record(ws.job, mine, "active", {name: sha256(data) for name, data in files.items()})
-        files[RECORD] = record.dumps()
+        if ws.stage_error is not None:
+            name, why = ws.stage_error
+            raise InputError(f"cannot write: {why}", path=f"{prefix}{ws.directory}/{name}".rstrip("/"))
+        files[RECORD] = active_record(ws.job, files, mine)
         result.record_shas[ws.directory] = sha256(files[RECORD])
         status = _sync_folder(result, root, ws.directory, files, owned, keep_old, drop_unlisted=True)
+        if status == "added" and stage is not None and ws.staged == result.record_shas[ws.directory]:
+            result.staged[ws.directory] = stage / ws.directory  # the folder is absent: one rename creates it
         if status == "added" or (status == "changed" and ws.directory not in all_records):
             result.added.append(ws.directory)
         elif status == "changed":
@@ -254,21 +331,42 @@ def plan(workspaces: list[Output], output_dir: Path, project_root: Path, *, job_
     return result
 
 
-def _stale_files(root: Path, journal: dict[str, list]) -> list[str]:
-    """Temp files and the journal of runs that were killed (a writing run holds the lock, so none is live)."""
+def _stale_files(root: Path, journal: dict[str, list], stage: Path | None = None) -> list[str]:
+    """Temp files, stages and the journal of runs that were killed (a writing run holds the lock, so none is
+    live but this run's own stage)."""
     stale = []
     folders = [""] + sorted({p.rpartition("/")[0] for p in journal})
     for folder in folders:
         path = root / folder if folder else root
         try:
-            names = [e.name for e in os.scandir(path)  # only regular files: a link or folder is not ours
-                     if e.name.startswith(TEMP_PREFIX) and e.is_file(follow_symlinks=False)]
+            names = [e.name for e in os.scandir(path)  # regular files and our stages; never a link
+                     if e.name.startswith(TEMP_PREFIX) and not e.is_symlink()
+                     and (e.is_file(follow_symlinks=False) or (not folder and e.path != str(stage)
+                                                               and _a_stage(Path(e.path))))]
         except OSError:
             continue
         stale += [f"{folder}/{n}" if folder else n for n in sorted(names)]
     if journal:
         stale.append(JOURNAL)
     return stale
+
+
+def _a_stage(folder: Path, depth: int = 0) -> bool:
+    """Only what a stage holds: real folders three levels deep, then regular files with generated names.
+    A folder holding anything else is not ours, whatever its name."""
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.is_symlink():
+                    return False
+                if depth < 3:
+                    if not entry.is_dir(follow_symlinks=False) or not _a_stage(Path(entry.path), depth + 1):
+                        return False
+                elif entry.name not in GENERATED_NAMES | {RECORD} or not entry.is_file(follow_symlinks=False):
+                    return False
+    except OSError:
+        return False
+    return True
 
 
 def _sync_folder(result: Plan, root: Path, directory: str, want: dict[str, bytes], owned: _Ownership,
@@ -347,18 +445,22 @@ def apply(result: Plan) -> None:
     if not result.has_changes:
         return
     root = result.output_dir
+    # a staged folder appears whole, record included, in one rename: the journal need not list it
+    pending = [c for c in result.pending if c.path.rpartition("/")[0] not in result.staged]
     # a killed run's entries are kept until a run completes: they are how its files are known to be ours
     journal = {**result.journal, **{
         c.path: [sha256(c.old) if c.old else _current_sha(root, c.path), sha256(c.new) if c.new else None]
-        for c in result.pending}}
-    staged: list[tuple[Path, Path]] = []
+        for c in pending}}
+    staged: list[tuple[Path, Path]] = [(src, root / directory) for directory, src in sorted(result.staged.items())]
     created: list[Path] = []  # folders this run made, removed again when staging fails
     journal_written = False
     try:
         if journal != result.journal:
             _write_atomic(root / JOURNAL, dump_journal(journal), result.prefix + JOURNAL)
             journal_written = True
-        for change in result.pending:
+        for parent in sorted({d.rpartition("/")[0] for d in result.staged}):
+            _make_folders(root, parent, result.prefix, created)
+        for change in pending:
             if change.new is None:
                 continue
             directory, _, name = change.path.rpartition("/")
@@ -366,7 +468,7 @@ def apply(result: Plan) -> None:
             staged.append((_stage(folder, change.new, result.prefix + change.path), folder / name))
     except BaseException:
         for tmp, _ in staged:
-            _unlink_quietly(tmp)
+            _unlink_quietly(tmp)  # staged folders go with the stage
         for folder in reversed(created):
             try:
                 folder.rmdir()
@@ -381,7 +483,7 @@ def apply(result: Plan) -> None:
         for tmp, target in sorted(staged, key=lambda pair: pair[1].name == RECORD):
             shown = result.prefix + target.relative_to(root).as_posix()
             os.replace(tmp, target)
-        for change in result.pending:
+        for change in pending:
             if change.action == "remove":
                 target = root / change.path
                 shown = result.prefix + change.path
@@ -393,7 +495,11 @@ def apply(result: Plan) -> None:
         raise InputError(f"cannot write: {exc.strerror}; the run stopped half way: fix this, then run "
                          "`dativo-tf generate` again to finish it", path=shown) from None
     for path in result.stale:
-        if path != JOURNAL:
+        if path == JOURNAL:
+            continue
+        if "/" not in path and (root / path).is_dir() and not (root / path).is_symlink():
+            shutil.rmtree(root / path, ignore_errors=True)  # a killed run's stage
+        else:
             _unlink_quietly(root / path)
     if result.legacy_manifest:
         _unlink_quietly(root / LEGACY_MANIFEST)
