@@ -197,3 +197,28 @@ def test_version_is_answered_without_loading_the_command_line():
 
     assert launched == CliRunner().invoke(main, ["--version"]).output.strip()
     assert loaded == "False 0"
+
+
+@pytest.mark.parametrize("columns", ["200", "80", "79", "60"])
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_help_is_answered_without_loading_the_command_line_and_says_what_click_says(flag, columns, tmp_path):
+    """`dativo-tf --help` at 80 columns or more prints launch.HELP without importing click; it must be what the
+    command line prints (a changed command or docstring must change it too), and narrower terminals get
+    click's own wrapping."""
+    import subprocess
+    import sys
+
+    program = tmp_path / "dativo-tf"  # click names the program after argv[0]
+    env = {**os.environ, "COLUMNS": columns}
+
+    def run(entry: str) -> tuple[str, str]:
+        probe = (f"import sys; sys.argv = [{str(program)!r}, {flag!r}]; from {entry} import main; "
+                 "import contextlib\ntry:\n    main()\nexcept SystemExit: pass\nprint('click' in sys.modules)")
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env)
+        text, _, loaded = done.stdout.rstrip("\n").rpartition("\n")
+        return text, loaded
+
+    launched, loaded = run("dativo_ingest.launch")
+    clicked, _ = run("dativo_ingest.cli")
+    assert launched == clicked and "Commands:" in launched
+    assert loaded == ("False" if int(columns) >= 80 else "True")

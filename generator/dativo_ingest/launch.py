@@ -1,5 +1,5 @@
-"""The `dativo-tf` entry point. `--version` is answered here, without importing click or the commands, so it
-costs little more than starting the interpreter; everything else goes to `cli.main`."""
+"""The `dativo-tf` entry point. `--version` and `--help` are answered here, without importing click or the
+commands, so they cost little more than starting the interpreter; everything else goes to `cli.main`."""
 
 from __future__ import annotations
 
@@ -9,11 +9,56 @@ from dativo_ingest import __version__
 
 VERSION_LINE = f"dativo-tf, version {__version__}"  # what click's version_option prints
 
+# What `cli.main --help` prints when click wraps at its widest, 80 columns (tests/test_cli.py compares them).
+HELP = """\
+Usage: dativo-tf [OPTIONS] COMMAND [ARGS]...
+
+  Generate Terraform workspaces from Dativo job configs.
+
+Options:
+  --version      Show the version and exit.
+  -v, --verbose  Show tracebacks for errors.
+  -q, --quiet    Only errors on stderr.
+  -h, --help     Show this message and exit.
+
+Commands:
+  changes   What the current inputs change against the generated tree at...
+  cost      Estimate each job's monthly cost from shipped list prices...
+  generate  Write one Terraform workspace per job (only files whose bytes...
+  init      Scaffold a new infrastructure repository from the bundled...
+  new-job   Add one job file to this repo, every infrastructure field...
+  prune     Remove retired workspaces' generated files (never state,...
+  schema    Print the JSON Schema of a job, settings or asset file (for...
+  tags      Print the job's merged tags (JSON), or a table with each...
+  validate  Check every job and asset and report all errors (exit 2 on any).
+  vars      Print the job's Terraform variables (the seed's...
+"""
+
 
 def main() -> int | None:
     if sys.argv[1:] == ["--version"]:
         sys.stdout.write(VERSION_LINE + "\n")
         return 0
+    # click names the program after argv[0] (`python -m dativo_ingest` differs) and wraps to the terminal
+    if sys.argv[1:] in (["--help"], ["-h"]) and sys.argv[0].rpartition("/")[2] == "dativo-tf" and _columns() >= 80:
+        sys.stdout.write(HELP)
+        return 0
     from dativo_ingest.cli import main as cli
 
     return cli()
+
+
+def _columns() -> int:
+    """The terminal width click wraps help at, as shutil.get_terminal_size finds it (without importing shutil)."""
+    import os
+
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns > 0:
+        return columns
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns or 80
+    except (AttributeError, ValueError, OSError):
+        return 80
