@@ -108,7 +108,10 @@ def read_regular(path: str | Path, shown: str) -> bytes | None:
         if not stat.S_ISREG(info.st_mode):
             kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
             raise ForbiddenPathError(f"is {kind} where dativo-tf keeps a generated file; move it away", path=shown)
-        chunks = []
+        data = os.read(fd, info.st_size + 1)  # one read: asked for a byte more than fstat saw, got exactly it
+        if len(data) == info.st_size:
+            return data
+        chunks = [data]
         while chunk := os.read(fd, 1 << 20):
             chunks.append(chunk)
         return b"".join(chunks)
