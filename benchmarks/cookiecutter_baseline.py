@@ -86,19 +86,21 @@ def main(repo: Path, out: Path) -> int:
     from cookiecutter.main import cookiecutter
 
     project = ProjectSettings.load(repo / "dativo-tf.yaml")
+    project.out = out  # local module sources are relative to where the workspaces land, as `generate --out` does
     jobs = [p for p in find_jobs(project)]
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["COOKIECUTTER_CONFIG"] = str(Path(tmp) / "config.yaml")
         (Path(tmp) / "config.yaml").write_text(f"cookiecutters_dir: {tmp}/cc\nreplay_dir: {tmp}/replay\n")
-        template = None
-        count = 0
+        prepared_jobs = []
         for path in jobs:
             job = JobConfig.from_yaml(path, project_root=project.root)
             prepared = prepare_job(job, project)
-            if prepared is None:
-                continue
-            ctx = _plain(prepared.context)
-            template = template or build_template(Path(tmp), sorted(ctx))
+            if prepared is not None:
+                prepared_jobs.append((job, prepared, _plain(prepared.context)))
+        # one template for every job: it names the context keys of every compute type
+        template = build_template(Path(tmp), sorted({key for _, _, ctx in prepared_jobs for key in ctx}))
+        count = 0
+        for job, prepared, ctx in prepared_jobs:
             header = HEADER.format(job.relative_path)
             variables = prepared.workspace.variables
             if prepared.tfvars_format == "json":

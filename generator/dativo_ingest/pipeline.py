@@ -80,12 +80,17 @@ def render_all(project: ProjectSettings, paths: tuple[str, ...] | list[str] = ()
         project.validate()  # a fully cached run uses settings whose exact bytes were validated before
     stage = None
     if stage_to is not None and to_render:
-        from dativo_ingest.writer import open_stage
+        from dativo_ingest.writer import discard_stage, open_stage
 
         result.stage = open_stage(stage_to.output_dir)
         stage = (result.stage, stage_to)
-    with resolving_once():
-        outcomes = _render_many(project, to_render, workers, stage)
+    try:
+        with resolving_once():
+            outcomes = _render_many(project, to_render, workers, stage)
+    except BaseException:  # the caller never sees the stage: remove it here (Ctrl-C, a crashed worker)
+        if stage is not None:
+            discard_stage(result.stage)
+        raise
     for path, outcome in zip(to_render, outcomes):
         if isinstance(outcome, list):
             display = cache.job_key(path, project.root)
