@@ -965,3 +965,46 @@ def test_staged_and_updated_files_get_the_same_modes(umask, tmp_path):
         assert stat.S_IMODE(ws(repo, i).stat().st_mode) == 0o777 & ~umask
         for path in ws(repo, i).iterdir():
             assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
+
+
+def _render_staged(repo: Path):
+    from dativo_ingest.pipeline import StageTo, render_all
+    from dativo_ingest.project import ProjectSettings
+
+    project = ProjectSettings.load(repo / "dativo-tf.yaml")
+    mine = writer.settings_id(project.path, project.root, project.output_dir)
+    rendered = render_all(project, workers=1, stage_to=StageTo(repo / OUT, mine))
+    assert rendered.stage is not None and all(ws.staged and ws.files == {} for ws in rendered.workspaces)
+    return project, rendered
+
+
+def test_a_folder_that_appears_after_staging_gets_the_staged_bytes_file_by_file(tmp_path):
+    """Staging is speculative: `plan` decides from the disk. A workspace folder made by somebody else while
+    its job rendered is filled file by file from the staged copy, and the tree ends as a clean run's."""
+    reference = generated(tmp_path, name="reference")
+    repo = make_repo(tmp_path / "repo")
+    (repo / OUT).mkdir()
+    with writer.exclusive(repo / OUT):
+        project, rendered = _render_staged(repo)
+        ws(repo, 1).mkdir(parents=True)  # appeared meanwhile, empty
+        result = writer.plan(rendered.workspaces, repo / OUT, project.root, job_paths=rendered.job_paths,
+                             full_run=True, settings_path=project.path, prefix=f"{OUT}/", stage=rendered.stage)
+        assert sorted(result.staged) == ["acme/prod/job0", "acme/prod/job2"]
+        writer.apply(result)
+        writer.discard_stage(rendered.stage)
+    assert tree(repo / OUT) == tree(reference / OUT) and leftovers(repo / OUT) == []
+
+
+def test_a_staged_copy_changed_behind_the_runs_back_is_an_error_and_nothing_is_written(tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    (repo / OUT).mkdir()
+    with writer.exclusive(repo / OUT):
+        project, rendered = _render_staged(repo)
+        (rendered.stage / "acme/prod/job1/main.tf").write_text("# not what was rendered\n")
+        ws(repo, 1).mkdir(parents=True)
+        with pytest.raises(writer.InputError, match="staged copy"):
+            writer.plan(rendered.workspaces, repo / OUT, project.root, job_paths=rendered.job_paths,
+                        full_run=True, settings_path=project.path, prefix=f"{OUT}/", stage=rendered.stage)
+        writer.discard_stage(rendered.stage)
+    assert sorted(p.relative_to(repo / OUT).as_posix() for p in (repo / OUT).rglob("*")) == [
+        "acme", "acme/prod", "acme/prod/job1"]

@@ -197,7 +197,7 @@ def build(workspaces: list, cached: list[CachedJob], skipped: list[Path], projec
     for ws in workspaces:
         if ws.env or ws.directory not in record_shas:
             continue
-        files = {name: sha256(data) for name, data in ws.files.items()}
+        files = dict(ws.file_shas) if ws.file_shas is not None else {n: sha256(d) for n, d in ws.files.items()}
         files[RECORD] = record_shas[ws.directory]
         # hashed as rendering read them, else now
         shas = ws.input_shas if ws.input_shas is not None else digest.inputs(ws.inputs, project_root)

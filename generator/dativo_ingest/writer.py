@@ -142,8 +142,8 @@ def retired_main(job: str) -> bytes:
     return RETIRED_MAIN.format(job=job).encode("utf-8")
 
 
-def active_record(job: str, files: dict[str, bytes], settings: str) -> bytes:
-    return Record(job, settings, "active", {name: sha256(data) for name, data in files.items()}).dumps()
+def active_record(job: str, shas: dict[str, str], settings: str) -> bytes:
+    return Record(job, settings, "active", shas).dumps()
 
 
 # --- the stage: new workspaces written whole while rendering ------------------------------------------
@@ -165,7 +165,8 @@ def discard_stage(stage: Path | None) -> None:
 
 def stage_workspace(stage: Path, output_dir: Path, output: Output, settings: str) -> Output:
     """Write `output`'s folder whole into the stage when it does not exist in the output folder. Marks the
-    output `staged` (with its record's sha256), or with `stage_error` when the disk refused."""
+    output `staged` (with its record's sha256) and hands back hashes instead of bytes, or marks it with
+    `stage_error` when the disk refused."""
     if os.path.lexists(output_dir / output.directory) or sum(map(len, output.files.values())) > MAX_WORKSPACE_BYTES:
         return output
     folder = stage / output.directory
@@ -178,7 +179,8 @@ def stage_workspace(stage: Path, output_dir: Path, output: Output, settings: str
         return output
     umask = os.umask(0o022)
     os.umask(umask)
-    record = active_record(output.job, output.files, settings)
+    shas = {name: sha256(data) for name, data in output.files.items()}
+    record = active_record(output.job, shas, settings)
     for name, data in [*output.files.items(), (RECORD, record)]:
         try:
             fd = os.open(folder / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
@@ -189,8 +191,20 @@ def stage_workspace(stage: Path, output_dir: Path, output: Output, settings: str
         except OSError as exc:
             output.stage_error = (name, exc.strerror or str(exc))
             return output
-    output.staged = sha256(record)
+    output.staged, output.file_shas, output.files = sha256(record), shas, {}
     return output
+
+
+def _unstaged(ws: Output, stage: Path | None, prefix: str) -> Output:
+    """A staged output whose folder appeared since it was staged: its bytes, read back from the stage."""
+    files = {}
+    for name, digest in (ws.file_shas or {}).items():
+        data = read_regular(stage / ws.directory / name, name) if stage is not None else None
+        if data is None or sha256(data) != digest:
+            raise InputError("the staged copy of this workspace changed while dativo-tf ran; run it again",
+                             path=f"{prefix}{ws.directory}")
+        files[name] = data
+    return Output(ws.job, ws.directory, files, ws.inputs, ws.env, ws.warnings, ws.input_shas)
 
 
 class _Ownership:
@@ -287,6 +301,16 @@ def plan(workspaces: list[Output], output_dir: Path, project_root: Path, *, job_
                              path=produced[directory])
 
     for ws in workspaces:
+        if ws.staged is not None:
+            if (stage is not None and not check_folders(root, ws.directory, prefix)
+                    and ws.staged == sha256(active_record(ws.job, ws.file_shas or {}, mine))):
+                # still absent: its files arrive, record included, in one rename of the staged folder
+                result.record_shas[ws.directory] = ws.staged
+                result.staged[ws.directory] = stage / ws.directory
+                result.changes += [Change(f"{ws.directory}/{name}", "create") for name in [*(ws.file_shas or {}), RECORD]]
+                result.added.append(ws.directory)
+                continue
+            ws = _unstaged(ws, stage, prefix)
         files = dict(ws.files)
         size = sum(len(b) for b in files.values())
         if size > MAX_WORKSPACE_BYTES:
@@ -295,11 +319,9 @@ def plan(workspaces: list[Output], output_dir: Path, project_root: Path, *, job_
         if ws.stage_error is not None:
             name, why = ws.stage_error
             raise InputError(f"cannot write: {why}", path=f"{prefix}{ws.directory}/{name}".rstrip("/"))
-        files[RECORD] = active_record(ws.job, files, mine)
+        files[RECORD] = active_record(ws.job, {name: sha256(data) for name, data in files.items()}, mine)
         result.record_shas[ws.directory] = sha256(files[RECORD])
         status = _sync_folder(result, root, ws.directory, files, owned, keep_old, drop_unlisted=True)
-        if status == "added" and stage is not None and ws.staged == result.record_shas[ws.directory]:
-            result.staged[ws.directory] = stage / ws.directory  # the folder is absent: one rename creates it
         if status == "added" or (status == "changed" and ws.directory not in all_records):
             result.added.append(ws.directory)
         elif status == "changed":
