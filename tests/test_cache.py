@@ -6,9 +6,11 @@ drift."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -254,3 +256,43 @@ def test_a_fully_cached_run_loads_no_renderer(examples_copy):
     subprocess.run([sys.executable, "-m", "dativo_ingest", "-q", "generate"], cwd=examples_copy, check=True)
     done = subprocess.run([sys.executable, "-c", probe], cwd=examples_copy, capture_output=True, text=True, check=True)
     assert done.stdout.split("\n")[0] == "0 []"
+
+
+def test_the_generator_digest_is_remembered_only_for_settled_files_and_an_edit_in_place_changes_it(tmp_path,
+                                                                                                    monkeypatch):
+    """The digest is remembered under the files' sizes, times and inodes. A template edited within the last
+    seconds is always read; an edit that keeps the size and puts the old modification time back still
+    changes the change time, so it is read again too."""
+    monkeypatch.setenv("DATIVO_TF_CACHE_DIR", str(tmp_path / "cache"))
+    templates = tmp_path / "templates"
+    shutil.copytree(Path(str(render.files("dativo_ingest.templates"))), templates)
+    monkeypatch.setattr(cache, "files", lambda _: templates)
+    target = templates / "workspace/versions.tf.j2"
+
+    def digest() -> str:
+        cache.generator_digest.cache_clear()
+        return cache.generator_digest()
+
+    def memos() -> list[str]:
+        return sorted(p.name for p in (tmp_path / "cache").glob("generator-*"))
+
+    try:
+        first = digest()
+        assert memos() == []  # the copy was just written: nothing is remembered yet
+        old = time.time() - 60
+        for path in templates.rglob("*"):
+            os.utime(path, (old, old))
+        time.sleep(0.01)
+        now = time.time_ns
+        monkeypatch.setattr(cache.time, "time_ns", lambda: now() + 10_000_000_000)  # the ctimes settle too
+        assert digest() == first and len(memos()) == 1
+        before_edit = memos()
+        text = target.read_text()
+        target.write_text(text.replace("terraform", "TERRAFORM", 1))  # same size
+        os.utime(target, (old, old))
+        edited = digest()
+        assert edited != first and len(memos()) == 2
+        (tmp_path / "cache" / before_edit[0]).write_text("0" * 64)  # the old signature's memo no longer applies
+        assert digest() == edited
+    finally:
+        cache.generator_digest.cache_clear()
