@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,8 +30,9 @@ def find_jobs(project: ProjectSettings, paths: tuple[str, ...] | list[str] = ())
         matched = False
         for p in project.root.glob(pattern):
             matched = True
-            if _is_job_file(p, errors, project.root):
-                globbed.add(resolve(p))
+            link = _job_file(p, errors, project.root)
+            if link is not None:
+                globbed.add(resolve(p, link))
         if not matched and written:
             from dativo_ingest.yamlsource import line_of
 
@@ -44,12 +46,14 @@ def find_jobs(project: ProjectSettings, paths: tuple[str, ...] | list[str] = ())
             if path.is_dir():
                 # A folder holds jobs, but also assets and connectors: inside the project, take only the
                 # files the `jobs` globs select.
-                candidates = {resolve(p) for p in path.rglob("*") if _is_job_file(p, errors, project.root)}
+                candidates = {resolve(p, link) for p in path.rglob("*")
+                              if (link := _job_file(p, errors, project.root)) is not None}
                 inside = candidates & globbed
                 found.update(inside if inside or _within(path, project.root) else candidates)
             elif path.suffix in YAML_SUFFIXES or path.is_file() or path.is_symlink():
-                if _is_job_file(path, errors, project.root, explicit=True):
-                    found.add(resolve(path))
+                link = _job_file(path, errors, project.root, explicit=True)
+                if link is not None:
+                    found.add(resolve(path, link))
             else:
                 errors.append(InputError("no such file or folder", path=printable(raw)))
     else:
@@ -60,29 +64,34 @@ def find_jobs(project: ProjectSettings, paths: tuple[str, ...] | list[str] = ())
     return sorted((p for p in found if p != settings_file), key=lambda p: p.as_posix())
 
 
-def _is_job_file(path: Path, errors: list[InputError], root: Path, explicit: bool = False) -> bool:
-    """Whether `path` is a job file to read; a YAML path that cannot be one is recorded in `errors`."""
+def _job_file(path: Path, errors: list[InputError], root: Path, explicit: bool = False) -> bool | None:
+    """Whether the job file at `path` is a symlink; None when `path` is not a job file to read (a YAML path
+    that cannot be one is recorded in `errors`)."""
     if path.suffix not in YAML_SUFFIXES and not explicit:
-        return False
+        return None
     char = control_char(str(path))
     if char:
         errors.append(InputError(f"the job path contains the control character {char}; allowed: {NO_CONTROL}",
                                  path=_shown(path, root)))
-        return False
+        return None
+    link = False
     try:
-        mode = path.stat().st_mode
+        mode = os.lstat(path).st_mode  # one system call for the common case, a regular file
+        if stat.S_ISLNK(mode):
+            link = True
+            mode = os.stat(path).st_mode
     except FileNotFoundError:
-        kind = "a broken symlink" if path.is_symlink() else "missing"
+        kind = "a broken symlink" if link else "missing"
     except OSError as exc:
         kind = f"unreadable ({exc.strerror})"
     else:
         if stat.S_ISREG(mode):
-            return True
+            return link
         kind = ("a folder" if stat.S_ISDIR(mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(mode)
                 else "a socket" if stat.S_ISSOCK(mode) else "a device or special file")
     errors.append(InputError(f"the job path is {kind}; allowed: regular files (or symlinks to them)",
                              path=_shown(path, root)))
-    return False
+    return None
 
 
 def _shown(path: Path, root: Path) -> str:
@@ -97,13 +106,14 @@ class _Resolver:
     """`Path.resolve` with each folder resolved once: thousands of jobs share a few dozen folders."""
 
     def __init__(self) -> None:
-        self._folders: dict[Path, Path] = {}
+        self._folders: dict[str, Path] = {}
 
-    def __call__(self, path: Path) -> Path:
-        folder = self._folders.get(path.parent)
+    def __call__(self, path: Path, link: bool) -> Path:
+        parent, name = os.path.split(str(path))
+        folder = self._folders.get(parent)
         if folder is None:
-            folder = self._folders[path.parent] = path.parent.resolve()
-        return (folder / path.name).resolve() if path.is_symlink() else folder / path.name
+            folder = self._folders[parent] = Path(parent).resolve()
+        return (folder / name).resolve() if link else folder / name
 
 
 def _within(path: Path, root: Path) -> bool:
