@@ -296,3 +296,73 @@ def test_the_generator_digest_is_remembered_only_for_settled_files_and_an_edit_i
         assert digest() == edited
     finally:
         cache.generator_digest.cache_clear()
+
+
+def _settled_run(repo: Path, monkeypatch, *args: str) -> str:
+    """A run that sees every file as changed long ago (as on the next commit): it records their signatures."""
+    now = time.time_ns
+    with monkeypatch.context() as m:
+        m.setattr(cache.time, "time_ns", lambda: now() + 10 * cache.SETTLED_NS)
+        return run(repo, monkeypatch, *args)
+
+
+def _reads(monkeypatch) -> list[str]:
+    reads: list[str] = []
+    real = cache.read_regular_stat
+
+    def counting(path, shown):
+        reads.append(str(path))
+        return real(path, shown)
+
+    monkeypatch.setattr(cache, "read_regular_stat", counting)
+    return reads
+
+
+def test_a_no_op_check_after_files_settled_reads_no_input_or_output_file(tmp_path, monkeypatch):
+    """Like git's index: a file whose size, times and inode match its signature is not read again."""
+    repo = fresh_copy(tmp_path, "repo", monkeypatch)
+    _settled_run(repo, monkeypatch)  # a no-op writing run records the signatures
+    reads = _reads(monkeypatch)
+    before = snapshot(repo / "workspaces")
+    output = run(repo, monkeypatch, "--check")
+    assert "would" not in output.replace("would be", "") and reads == []
+    assert snapshot(repo / "workspaces") == before
+
+
+@pytest.mark.parametrize("what", ["workspace file", "job file"])
+def test_an_edit_that_keeps_size_and_modification_time_is_still_seen(what, tmp_path, monkeypatch):
+    """The signature holds the change time, which no user can set back: an edit in place of a settled file
+    that keeps its size and restores its modification time is read, and shows as drift (or re-renders)."""
+    repo = fresh_copy(tmp_path, "repo", monkeypatch)
+    _settled_run(repo, monkeypatch)
+    if what == "workspace file":
+        path = repo / "workspaces/acme/production/orders_ecs/main.tf"
+        old, new = "aws_ecs_task_definition", "aws_ecs_task_definitioN"
+    else:
+        path = repo / "jobs/acme/orders_ecs.yaml"
+        old, new = "4096", "8192"
+    info = path.stat()
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))
+    assert path.stat().st_size == info.st_size and path.stat().st_mtime_ns == info.st_mtime_ns
+    reads = _reads(monkeypatch)
+    monkeypatch.chdir(repo)
+    result = CliRunner().invoke(main, ["generate", "--check"])
+    assert result.exit_code == 1, result.output
+    assert str(path) in reads
+    assert "workspaces/acme/production/orders_ecs/" in result.output
+
+
+def test_files_changed_just_before_a_run_get_no_signature(tmp_path, monkeypatch):
+    """Within one tick of the file system's clock a write can keep a file's times: a file whose change time
+    is less than SETTLED_NS before the run is never remembered by its signature."""
+    repo = fresh_copy(tmp_path, "repo", monkeypatch)
+    run(repo, monkeypatch)  # the files were written a moment ago
+    project = ProjectSettings.load(repo / "dativo-tf.yaml")
+    _, signatures = cache.load(project.output_dir, project.path)
+    assert not [p for p in signatures if "/workspaces/" in p or "/jobs/" in p]
+    _settled_run(repo, monkeypatch)
+    _, signatures = cache.load(project.output_dir, project.path)
+    assert any("/workspaces/" in p for p in signatures) and any("/jobs/" in p for p in signatures)

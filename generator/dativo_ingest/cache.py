@@ -5,7 +5,9 @@ It lives in the user's cache folder (`$DATIVO_TF_CACHE_DIR`, else `$XDG_CACHE_HO
 cache was written by this exact generator (version and a digest of its code and templates), and the job's
 inputs (job, asset and settings files) and every file of its workspace, ownership record included, still
 hash to what the cache says. Jobs whose paths use `${VAR}` are always rendered: nothing derived from an
-environment value is ever recorded. The cache only ever skips work: the bytes on disk decide drift.
+environment value is ever recorded. The cache only ever skips work: the bytes on disk decide drift. A file
+is not read again while its size, modification and change times and inode match the signature recorded
+when it was last read, as git's index does (see SETTLED_NS).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pathlib import Path
 
 from dativo_ingest import __version__
 from dativo_ingest.errors import DativoTfError, InputError
-from dativo_ingest.records import RECORD, read_regular
+from dativo_ingest.records import RECORD, read_regular_stat
 
 
 def sha256(data: bytes) -> str:
@@ -116,20 +118,23 @@ class CachedJob:
         return self.entry.get("files", {})
 
 
-def load(output_dir: Path, settings_path: Path | None) -> dict:
-    """The cached jobs, or {} when there is no usable cache (missing, unreadable, another generator)."""
+def load(output_dir: Path, settings_path: Path | None) -> tuple[dict, dict]:
+    """(the cached jobs, the file signatures), or ({}, {}) when there is no usable cache (missing,
+    unreadable, another generator)."""
     try:
         data = json.loads(cache_file(output_dir, settings_path).read_bytes())
     except (OSError, ValueError):
-        return {}
+        return {}, {}
     if not isinstance(data, dict) or data.get("generator") != generator_digest() or not isinstance(data.get("jobs"), dict):
-        return {}
-    return data["jobs"]
+        return {}, {}
+    signatures = data.get("signatures")
+    return data["jobs"], signatures if isinstance(signatures, dict) else {}
 
 
-def save(output_dir: Path, settings_path: Path | None, jobs: dict) -> None:
+def save(output_dir: Path, settings_path: Path | None, jobs: dict, signatures: dict | None = None) -> None:
     """Write the cache atomically; a cache that cannot be written is only a slower next run."""
-    data = json.dumps({"generator": generator_digest(), "jobs": jobs}, sort_keys=True)
+    data = json.dumps({"generator": generator_digest(), "jobs": jobs, "signatures": signatures or {}},
+                      sort_keys=True)
     _write_atomic(cache_file(output_dir, settings_path), data.encode())
 
 
@@ -160,14 +165,25 @@ def entry(job_inputs: dict[str, str], directory: str | None, files: dict[str, st
 _RECORD_SUFFIX = "/" + RECORD
 
 
-class Digests:
-    """sha256 of files, each read once per run (assets and the settings file are shared by many jobs).
-    Symlinks and non-regular files hash to None, so they never count as fresh."""
+# A file's sha256 is remembered under its (size, modification time, change time, inode), as git's index does,
+# once its change time is this much older than the moment it was read: any later write gives it a newer change
+# time (which, unlike the modification time, no user can set back), so an unchanged signature means unchanged
+# bytes. A file changed less than this before it was read is always read again.
+SETTLED_NS = 2_000_000_000
 
-    def __init__(self) -> None:
+
+class Digests:
+    """sha256 of files, each read once per run (assets and the settings file are shared by many jobs), or
+    taken from `signatures` when the file's status still matches. Symlinks and non-regular files hash to
+    None, so they never count as fresh."""
+
+    def __init__(self, signatures: dict | None = None) -> None:
         self._known: dict[str, str | None] = {}
         self._resolved: dict[Path, Path] = {}
+        self._signatures = signatures or {}
+        self._started = time.time_ns()
         self.records: dict[str, bytes] = {}  # the ownership records read, by path: `records.scan` reuses them
+        self.signatures: dict[str, list] = {}  # [size, mtime_ns, ctime_ns, inode, sha256] of settled files seen
 
     def inputs(self, paths: list[Path], root: Path, resolved: tuple[Path, ...] = ()) -> dict[str, str | None]:
         """A job's input files as the cache names them (relative to the root) with their sha256. Paths in
@@ -182,14 +198,34 @@ class Digests:
 
     def __call__(self, path: str) -> str | None:
         if path not in self._known:
-            try:
-                data = read_regular(path, path)
-            except InputError:  # a symlink, folder, FIFO or unreadable file: never fresh
-                data = None
-            self._known[path] = None if data is None else sha256(data)
-            if data is not None and path.endswith(_RECORD_SUFFIX):
-                self.records[path] = data
+            digest = self._unchanged(path)
+            if digest is None:
+                try:
+                    found = read_regular_stat(path, path)
+                except InputError:  # a symlink, folder, FIFO or unreadable file: never fresh
+                    found = None
+                if found is not None:
+                    data, info = found
+                    digest = sha256(data)
+                    if info.st_ctime_ns < self._started - SETTLED_NS:
+                        self.signatures[path] = [info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, digest]
+                    if path.endswith(_RECORD_SUFFIX):
+                        self.records[path] = data
+            self._known[path] = digest
         return self._known[path]
+
+    def _unchanged(self, path: str) -> str | None:
+        known = self._signatures.get(path)
+        if not (isinstance(known, list) and len(known) == 5 and isinstance(known[4], str)):
+            return None
+        try:
+            info = os.lstat(path)
+        except OSError:
+            return None
+        if stat.S_ISREG(info.st_mode) and [info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino] == known[:4]:
+            self.signatures[path] = known
+            return known[4]
+        return None
 
 
 def split(job_paths: list[Path], project_root: Path, output_dir: Path, jobs: dict,
@@ -219,6 +255,19 @@ def split(job_paths: list[Path], project_root: Path, output_dir: Path, jobs: dic
         else:
             to_render.append(path)
     return cached, to_render
+
+
+def signatures(jobs: dict, digest: Digests, project_root: Path, output_dir: Path) -> dict:
+    """The signatures `digest` saw of the files the cached `jobs` name (inputs and outputs)."""
+    root, out = project_root.as_posix(), output_dir.as_posix()
+    named = set()
+    for entry_ in jobs.values():
+        inputs, files, directory = entry_.get("inputs"), entry_.get("files"), entry_.get("directory")
+        if isinstance(inputs, dict):
+            named.update(name if name.startswith("/") else f"{root}/{name}" for name in inputs)
+        if isinstance(directory, str) and isinstance(files, dict):
+            named.update(f"{out}/{directory}/{name}" for name in files)
+    return {path: sig for path, sig in digest.signatures.items() if path in named}
 
 
 def build(workspaces: list, cached: list[CachedJob], skipped: list[Path], project_root: Path,

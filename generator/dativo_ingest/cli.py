@@ -145,8 +145,10 @@ def generate(ctx: Context, paths: tuple[str, ...], config: str | None, out: str 
                               records_read=rendered.records_read)
                 if mode is WriteBack.YES:
                     apply(result)
-                    cache.save(output_dir, project.path, cache.build(
-                        rendered.workspaces, rendered.cached, rendered.skipped, project.root, result.record_shas))
+                    jobs = cache.build(rendered.workspaces, rendered.cached, rendered.skipped, project.root,
+                                       result.record_shas)
+                    seen = cache.signatures(jobs, rendered.digest, project.root, output_dir) if rendered.digest else {}
+                    cache.save(output_dir, project.path, jobs, seen)
             finally:
                 discard_stage(rendered.stage)
     except DativoTfError as exc:

@@ -39,6 +39,7 @@ class Rendered:
     warnings: list[DativoTfError] = field(default_factory=list)
     stage: Path | None = None  # where new workspaces were staged; the caller removes it (writer.discard_stage)
     records_read: dict[str, bytes] = field(default_factory=dict)  # ownership records the cache check read
+    digest: cache.Digests | None = None  # the hashes the cache check took (their signatures are saved)
 
     @property
     def workspace_count(self) -> int:
@@ -71,9 +72,10 @@ def render_all(project: ProjectSettings, paths: tuple[str, ...] | list[str] = ()
     to_render = job_paths
     # a journal means a run was interrupted half way: its folders may hold files the cache does not know
     if reuse is not None and not os.path.lexists(reuse / JOURNAL):
-        digest = cache.Digests()
-        result.cached, to_render = cache.split(job_paths, project.root, reuse, cache.load(reuse, project.path), digest)
-        result.records_read = digest.records
+        jobs, signatures = cache.load(reuse, project.path)
+        result.digest = cache.Digests(signatures)
+        result.cached, to_render = cache.split(job_paths, project.root, reuse, jobs, result.digest)
+        result.records_read = result.digest.records
         for job in result.cached:
             result.warnings.extend(job.warnings)
     if to_render or not result.cached:

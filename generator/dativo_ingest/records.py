@@ -94,6 +94,12 @@ def parse_record(raw: bytes, where: str) -> Record:
 def read_regular(path: str | Path, shown: str) -> bytes | None:
     """The bytes of a regular file, None when nothing is there. A symlink, folder, FIFO or device standing
     at `path` is an error: dativo-tf never reads, hashes or diffs through one."""
+    found = read_regular_stat(path, shown)
+    return None if found is None else found[0]
+
+
+def read_regular_stat(path: str | Path, shown: str) -> tuple[bytes, os.stat_result] | None:
+    """`read_regular`, with the file's status as it was opened."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
@@ -110,11 +116,11 @@ def read_regular(path: str | Path, shown: str) -> bytes | None:
             raise ForbiddenPathError(f"is {kind} where dativo-tf keeps a generated file; move it away", path=shown)
         data = os.read(fd, info.st_size + 1)  # one read: asked for a byte more than fstat saw, got exactly it
         if len(data) == info.st_size:
-            return data
+            return data, info
         chunks = [data]
         while chunk := os.read(fd, 1 << 20):
             chunks.append(chunk)
-        return b"".join(chunks)
+        return b"".join(chunks), info
     finally:
         os.close(fd)
 
