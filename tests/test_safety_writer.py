@@ -1008,3 +1008,56 @@ def test_a_staged_copy_changed_behind_the_runs_back_is_an_error_and_nothing_is_w
         writer.discard_stage(rendered.stage)
     assert sorted(p.relative_to(repo / OUT).as_posix() for p in (repo / OUT).rglob("*")) == [
         "acme", "acme/prod", "acme/prod/job1"]
+
+
+def test_a_killed_run_leaves_no_worker_holding_the_lock(tmp_path):
+    """The writing run holds the output folder's lock while its forked workers render. Killed with kill -9,
+    its workers must neither keep the lock (they would block every later run) nor live on."""
+    repo = make_repo(tmp_path / "repo", jobs=40)
+    run = subprocess.Popen([sys.executable, "-m", "dativo_ingest", "-q", "generate", "-j", "2"], cwd=repo,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    give_up = time.monotonic() + 120
+    workers: list[int] = []
+    while not workers and run.poll() is None and time.monotonic() < give_up:
+        workers = [int(p) for p in Path(f"/proc/{run.pid}/task/{run.pid}/children").read_text().split()]
+        time.sleep(0.01)
+    if not workers:
+        pytest.skip("the run finished before its workers could be seen")
+    run.kill()
+    run.wait()
+    later = subprocess.run([sys.executable, "-m", "dativo_ingest", "-q", "generate", "-j", "2"], cwd=repo,
+                           capture_output=True, text=True, timeout=120)
+    assert later.returncode == 0, later.stderr
+    alive = give_up
+    while any(Path(f"/proc/{w}").exists() and "zombie" not in Path(f"/proc/{w}/status").read_text()
+              for w in workers) and time.monotonic() < alive:
+        time.sleep(0.05)
+    for w in workers:
+        assert not Path(f"/proc/{w}").exists() or "zombie" in Path(f"/proc/{w}/status").read_text(), w
+    assert leftovers(repo / OUT) == []
+
+
+def test_a_run_that_waited_for_a_failed_run_locks_the_output_folder_that_is_there(tmp_path):
+    """A failed run removes the output folder it created, under its lock; a run that was waiting for that
+    lock holds it on a removed folder, and must lock the folder at the path instead."""
+    out = tmp_path / "new" / "out"
+    ready_r, ready_w = os.pipe()
+    with writer.exclusive(out):
+        pid = os.fork()
+        if pid == 0:  # the waiting run
+            code = 1
+            try:
+                os.close(ready_r)
+                writer.release_inherited_locks()  # a process of its own, not a copy holding the parent's lock
+                os.write(ready_w, b"x")
+                with writer.exclusive(out):
+                    (out / "mine").write_text("written under the lock\n")
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(ready_w)
+        os.read(ready_r, 1)
+        time.sleep(0.5)  # the child is now waiting for the lock
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    assert (out / "mine").read_text() == "written under the lock\n"

@@ -170,11 +170,30 @@ def _render_many(project: ProjectSettings, paths: list[Path], workers: int | Non
         env = environment()
         for name in env.list_templates(filter_func=lambda n: n.endswith(".j2") and n.split("/")[0] in _WORKSPACE_DIRS):
             env.get_template(name)
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                 initializer=_worker_started, initargs=(os.getpid(),)) as pool:
             return list(pool.map(_render_in_worker, paths, chunksize=max(1, len(paths) // (workers * 8))))
     finally:
         _worker_args = None
         _digests = None
+
+
+def _worker_started(parent: int) -> None:
+    """A forked worker drops its copies of the parent's locks, and exits when the parent is gone (killed):
+    an orphaned worker would wait for work forever."""
+    import threading
+    import time
+
+    from dativo_ingest.writer import release_inherited_locks
+
+    release_inherited_locks()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def _cpu_count() -> int:

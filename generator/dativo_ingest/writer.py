@@ -83,33 +83,48 @@ class Plan:
         return bool(self.pending or self.stale or self.legacy_manifest)
 
 
+LOCK_FDS: set[int] = set()  # the lock descriptors this process holds: forked render workers close theirs
+
+
 @contextmanager
 def exclusive(output_dir: Path, *, later: bool = False) -> Iterator[InputError | None]:
     """Hold an exclusive lock on the output folder (created first, so the very first runs lock too) from
-    reading its records to writing them back. POSIX only. Folders it created are removed again when the
-    run leaves them empty (a run that failed must not leave an output folder behind).
+    reading its records to writing them back. POSIX only. Folders it created are removed again, before the
+    lock is released, when the run leaves them empty (a run that failed must not leave an output folder
+    behind); a run that waited for such a folder locks the one at the path again.
 
     `later`: a folder that cannot be created is not an error yet: its error is yielded (and nothing locked),
     so the caller reports the jobs' own errors first."""
-    missing = [output_dir, *(p for p in output_dir.parents if not os.path.lexists(p))]
-    missing = missing[:next((i for i, p in enumerate(missing) if os.path.lexists(p)), len(missing))]
-    try:
-        output_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        error = InputError(f"cannot create the output folder: {exc.strerror}", path=str(output_dir))
-        if not later:
-            raise error from None
-        yield error
-        return
-    try:
-        with _flock(output_dir, exclusive_=True):
-            yield None
-    finally:
-        for folder in missing:
+    for _ in range(100):
+        missing = [output_dir, *(p for p in output_dir.parents if not os.path.lexists(p))]
+        missing = missing[:next((i for i, p in enumerate(missing) if os.path.lexists(p)), len(missing))]
+        try:
+            output_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            _remove_empty_folders(missing)  # the parents made before the part that failed
+            error = InputError(f"cannot create the output folder: {exc.strerror}", path=str(output_dir))
+            if not later:
+                raise error from None
+            yield error
+            return
+        with _flock(output_dir, exclusive_=True) as locked:
+            if not locked:
+                continue  # removed by the run we waited for: lock the folder that is there now
             try:
-                folder.rmdir()  # only succeeds when empty
-            except OSError:
-                break
+                yield None
+            finally:
+                _remove_empty_folders(missing)
+            return
+    raise InputError("the output folder keeps disappearing while dativo-tf waits for its lock",
+                     path=str(output_dir))
+
+
+def _remove_empty_folders(folders: list[Path]) -> None:
+    for folder in folders:
+        try:
+            folder.rmdir()  # only succeeds when empty
+        except OSError:
+            return
 
 
 @contextmanager
@@ -124,18 +139,37 @@ def shared(output_dir: Path) -> Iterator[None]:
 
 
 @contextmanager
-def _flock(folder: Path, exclusive_: bool) -> Iterator[None]:
+def _flock(folder: Path, exclusive_: bool) -> Iterator[bool]:
+    """Lock `folder`; yields whether the folder locked is still the one at that path."""
     try:
         import fcntl
     except ImportError:  # Windows
-        yield
+        yield True
         return
-    fd = os.open(folder, os.O_RDONLY)
+    fd = os.open(folder, os.O_RDONLY | os.O_CLOEXEC)
+    LOCK_FDS.add(fd)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX if exclusive_ else fcntl.LOCK_SH)
-        yield
+        try:
+            here, locked = os.stat(folder), os.fstat(fd)
+            same = (here.st_dev, here.st_ino) == (locked.st_dev, locked.st_ino)
+        except OSError:
+            same = False
+        yield same
     finally:
+        LOCK_FDS.discard(fd)
         os.close(fd)  # releases the lock
+
+
+def release_inherited_locks() -> None:
+    """In a forked worker: close the copies of the parent's lock descriptors, so a worker that outlives its
+    parent (killed) never keeps the output folder locked."""
+    for fd in list(LOCK_FDS):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    LOCK_FDS.clear()
 
 
 def retired_main(job: str) -> bytes:
