@@ -78,7 +78,7 @@ def tree(root: Path) -> dict[str, object]:
 def leftovers(root: Path) -> list[str]:
     """Temp files and journals a run left behind."""
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
-                  if p.name.startswith(records.TEMP_PREFIX) or p.name == records.JOURNAL)
+                  if p.name.startswith((records.TEMP_PREFIX, records.STAGE_PREFIX)) or p.name == records.JOURNAL)
 
 
 def ws(repo: Path, i: int = 0) -> Path:
@@ -815,7 +815,7 @@ def test_a_second_run_waits_for_the_first_even_into_a_new_output_folder(tmp_path
     os.close(write_end)
     _, status = os.waitpid(pid, os.WUNTRACED)
     assert os.WIFSTOPPED(status)
-    assert [p for p in (repo / OUT).iterdir() if p.name.startswith(records.TEMP_PREFIX)]  # A's stage
+    assert [p for p in (repo / OUT).iterdir() if p.name.startswith(records.STAGE_PREFIX)]  # A's stage
     second = subprocess.Popen([sys.executable, "-m", "dativo_ingest", "generate", "-j", "1"], cwd=repo,
                               stderr=subprocess.PIPE, text=True)
     give_up = time.monotonic() + 600  # only against a hang: B normally blocks within a second
@@ -876,9 +876,10 @@ def test_a_retired_aws_workspace_passes_terraform_validate(tmp_path):
 def _stage_like(out: Path, name: str, extra: str | None = None) -> Path:
     """A stage as a run killed while rendering leaves it: a temp folder at the output root holding workspaces
     (tenant/environment/job) of generated files; `extra` adds a file of another name."""
-    stage = out / f"{records.TEMP_PREFIX}{name}"
+    stage = out / f"{records.STAGE_PREFIX}{name}"
     job = stage / "acme/prod/job9"
     job.mkdir(parents=True)
+    (stage / records.STAGE_MARKER).write_text("a stage\n")
     (job / "main.tf").write_text("# half\n")
     (job / records.RECORD).write_text("{}\n")
     (stage / "acme/prod/job8").mkdir()  # killed between the folder and its files
@@ -904,8 +905,11 @@ def test_a_stage_shaped_folder_holding_anything_else_is_left_alone(tmp_path):
     name (or a symlink) is somebody's, whatever its name."""
     repo = generated(tmp_path)
     stage = _stage_like(repo / OUT, "notes", extra="notes.txt")
-    (repo / OUT / f"{records.TEMP_PREFIX}link").mkdir()
-    (repo / OUT / f"{records.TEMP_PREFIX}link" / "acme").symlink_to(repo / "jobs")
+    (repo / OUT / f"{records.STAGE_PREFIX}link").mkdir()
+    (repo / OUT / f"{records.STAGE_PREFIX}link" / records.STAGE_MARKER).write_text("a stage\n")
+    (repo / OUT / f"{records.STAGE_PREFIX}link" / "acme").symlink_to(repo / "jobs")
+    backup = repo / OUT / f"{records.STAGE_PREFIX}backup"  # a copy of a tenant, named like a stage: no marker
+    shutil.copytree(repo / OUT / "acme", backup / "acme")
     before = tree(repo / OUT)
     for args in (["generate"], ["generate", "--check"]):
         result = cli(repo, *args)
@@ -1061,3 +1065,65 @@ def test_a_run_that_waited_for_a_failed_run_locks_the_output_folder_that_is_ther
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
     assert (out / "mine").read_text() == "written under the lock\n"
+
+
+def test_a_read_only_output_folder_that_needs_no_change_is_no_error(tmp_path, monkeypatch):
+    """With a cold render cache (as on CI) every job renders; when the stage cannot be created the run
+    stages nothing, and a tree that is up to date needs no write at all."""
+    import tempfile
+
+    repo = generated(tmp_path)
+    before = tree(repo / OUT)
+    monkeypatch.setenv("DATIVO_TF_CACHE_DIR", str(tmp_path / "cold"))
+    _failing(monkeypatch, tempfile, "mkdtemp", lambda n, a, kw: kw.get("prefix") == records.STAGE_PREFIX,
+             errno.EROFS)
+    for args in (["generate"], ["generate", "--check"]):
+        result = cli(repo, *args)
+        assert result.exit_code == 0, result.output
+    (repo / "jobs/job7.yaml").write_text(job_yaml(LAMBDA))
+    result = cli(repo, "generate")
+    assert result.exit_code == 0 and "created workspaces/acme/prod/job7/main.tf" in result.output, result.output
+    assert tree(repo / OUT) == {**before, **{k: v for k, v in tree(repo / OUT).items() if "job7" in k}}
+
+
+def test_a_rename_refused_before_anything_moved_changes_nothing_and_says_so(tmp_path, monkeypatch):
+    repo = make_repo(tmp_path / "repo", jobs=2)
+    (repo / OUT).mkdir()
+    _failing(monkeypatch, os, "replace", lambda n, a, kw: n == 1, errno.EACCES)
+    result = cli(repo, "generate", "-j", "1")
+    monkeypatch.undo()
+    assert_clean_error(result, f"{OUT}/acme/prod/job0", "Permission denied")
+    assert "half way" not in result.stderr
+    assert tree(repo / OUT) == {} and leftovers(repo / OUT) == []
+    assert cli(repo, "generate", "-j", "1").exit_code == 0
+
+
+@pytest.fixture
+def tenant_mount(tmp_path):
+    """The tenant folder `acme` of a generated repo is a tmpfs of its own (a rename cannot cross into it)."""
+    repo = generated(tmp_path)
+    mount = repo / OUT / "acme"
+    saved = tmp_path / "saved"
+    shutil.copytree(mount, saved)
+    shutil.rmtree(mount)
+    mount.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mount)], capture_output=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.decode().strip()}")
+    shutil.copytree(saved, mount, dirs_exist_ok=True)
+    yield repo
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_tenant_folder_on_another_file_system_gets_its_new_workspaces_file_by_file(tenant_mount):
+    repo = tenant_mount
+    (repo / "jobs/job7.yaml").write_text(job_yaml(LAMBDA))  # same tenant and environment: a new folder there
+    settings = repo / "dativo-tf.yaml"
+    result = cli(repo, "generate", "-j", "1")
+    assert result.exit_code == 0, result.output
+    assert (ws(repo, 7) / records.RECORD).is_file() and leftovers(repo / OUT) == []
+    (repo / "jobs/job8.yaml").write_text(job_yaml(LAMBDA).replace("environment: prod", "environment: qa"))
+    result = cli(repo, "generate", "-j", "1")
+    assert result.exit_code == 0, result.output
+    assert (repo / OUT / "acme/qa/job8" / records.RECORD).is_file() and leftovers(repo / OUT) == []
+    assert settings.is_file()

@@ -200,7 +200,9 @@ def format_hcl(text: str) -> str:
     Text that opens with `#` comment lines and a blank line (every generated file's header) is laid out as
     that header, then the rest: the rest is often the same across many jobs, so it is laid out once."""
     head, blank, body = text.partition("\n\n")
-    if blank and head[:1] == "#" and all(line[:1] == "#" for line in head.split("\n")):
+    header = head.split("\n")
+    # (a comment ending in a bracket counts as an opener for the blank-line rule: lay that out in one pass)
+    if blank and all(line[:1] == "#" for line in header) and header[-1].strip()[-1:] not in _OPEN:
         rest = _format_memo(body)
         # a comment closes nothing and aligns nothing: the layout after it is the rest's own, unless the rest
         # is empty or starts with a closing bracket (the blank line before it would be dropped)

@@ -84,8 +84,11 @@ def render_all(project: ProjectSettings, paths: tuple[str, ...] | list[str] = ()
     if stage_to is not None and to_render:
         from dativo_ingest.writer import discard_stage, open_stage
 
-        result.stage = open_stage(stage_to.output_dir)
-        stage = (result.stage, stage_to)
+        try:
+            result.stage = open_stage(stage_to.output_dir)
+            stage = (result.stage, stage_to)
+        except OSError:  # a read-only output folder: nothing is staged, the writer reports what it cannot write
+            result.stage = None
     try:
         with resolving_once():
             outcomes = _render_many(project, to_render, workers, stage)

@@ -25,6 +25,8 @@ from dativo_ingest.errors import ForbiddenPathError, InputError
 RECORD = ".dativo-tf.json"
 JOURNAL = ".dativo-tf-journal.json"
 TEMP_PREFIX = ".dativo-tf-tmp-"
+STAGE_PREFIX = ".dativo-tf-stage-"  # a run's stage (see writer), at the output root
+STAGE_MARKER = ".dativo-tf-stage"  # the first file in every stage: a folder without it is not one
 LEGACY_MANIFEST = ".dativo-tf-manifest.json"  # dativo-tf 0.1: one manifest for the whole output folder
 # Every file name dativo-tf writes into a workspace; nothing else is ever written, replaced or deleted.
 GENERATED_NAMES = frozenset({

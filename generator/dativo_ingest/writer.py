@@ -23,7 +23,8 @@ from pathlib import Path
 from dativo_ingest.cache import CachedJob, job_key, sha256
 from dativo_ingest.errors import ForbiddenPathError, InputError
 from dativo_ingest.records import (
-    GENERATED_NAMES, JOURNAL, LEGACY_MANIFEST, PROTECTED, RECORD, RETIRED_KEEPS, TEMP_PREFIX, Record,
+    GENERATED_NAMES, JOURNAL, LEGACY_MANIFEST, PROTECTED, RECORD, RETIRED_KEEPS, STAGE_MARKER, STAGE_PREFIX,
+    TEMP_PREFIX, Record,
     check_folder, check_folders, dump_journal, folders_on_the_way, load_journal, load_legacy_manifest,
     read_regular, scan,
 )
@@ -189,7 +190,13 @@ def active_record(job: str, shas: dict[str, str], settings: str) -> bytes:
 
 
 def open_stage(output_dir: Path) -> Path:
-    return Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=output_dir))
+    stage = Path(tempfile.mkdtemp(prefix=STAGE_PREFIX, dir=output_dir))
+    try:
+        (stage / STAGE_MARKER).write_bytes(b"a dativo-tf run's stage: removed by the next run if left behind\n")
+    except OSError:
+        discard_stage(stage)
+        raise
+    return stage
 
 
 def discard_stage(stage: Path | None) -> None:
@@ -227,6 +234,20 @@ def stage_workspace(stage: Path, output_dir: Path, output: Output, settings: str
             return output
     output.staged, output.file_shas, output.files = sha256(record), shas, {}
     return output
+
+
+def _same_filesystem(stage: Path, root: Path, directory: str) -> bool:
+    """Whether a rename can move the staged folder to `directory`: the nearest existing folder on its way
+    (a tenant or environment folder may be a mount point) is on the stage's file system."""
+    tenant, environment, _ = directory.split("/")
+    for folder in (root / tenant / environment, root / tenant, root):
+        try:
+            return os.lstat(folder).st_dev == os.lstat(stage).st_dev
+        except FileNotFoundError:
+            continue
+        except OSError:
+            return False
+    return False
 
 
 def _unstaged(ws: Output, stage: Path | None, prefix: str) -> Output:
@@ -337,7 +358,8 @@ def plan(workspaces: list[Output], output_dir: Path, project_root: Path, *, job_
     for ws in workspaces:
         if ws.staged is not None:
             if (stage is not None and not check_folders(root, ws.directory, prefix)
-                    and ws.staged == sha256(active_record(ws.job, ws.file_shas or {}, mine))):
+                    and ws.staged == sha256(active_record(ws.job, ws.file_shas or {}, mine))
+                    and _same_filesystem(stage, root, ws.directory)):
                 # still absent: its files arrive, record included, in one rename of the staged folder
                 result.record_shas[ws.directory] = ws.staged
                 result.staged[ws.directory] = stage / ws.directory
@@ -395,10 +417,11 @@ def _stale_files(root: Path, journal: dict[str, list], stage: Path | None = None
     for folder in folders:
         path = root / folder if folder else root
         try:
-            names = [e.name for e in os.scandir(path)  # regular files and our stages; never a link
-                     if e.name.startswith(TEMP_PREFIX) and not e.is_symlink()
-                     and (e.is_file(follow_symlinks=False) or (not folder and e.path != str(stage)
-                                                               and _a_stage(Path(e.path))))]
+            names = [e.name for e in os.scandir(path)  # regular temp files and our stages; never a link
+                     if not e.is_symlink() and (
+                         (e.name.startswith(TEMP_PREFIX) and e.is_file(follow_symlinks=False))
+                         or (not folder and e.name.startswith(STAGE_PREFIX) and e.path != str(stage)
+                             and e.is_dir(follow_symlinks=False) and _a_stage(Path(e.path))))]
         except OSError:
             continue
         stale += [f"{folder}/{n}" if folder else n for n in sorted(names)]
@@ -408,20 +431,26 @@ def _stale_files(root: Path, journal: dict[str, list], stage: Path | None = None
 
 
 def _a_stage(folder: Path, depth: int = 0) -> bool:
-    """Only what a stage holds: real folders three levels deep, then regular files with generated names.
-    A folder holding anything else is not ours, whatever its name."""
+    """A stage holds its marker, then real folders three levels deep, then regular files with generated
+    names (an empty one is a stage killed at birth). A folder holding anything else is not ours."""
     try:
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                if entry.is_symlink():
-                    return False
-                if depth < 3:
-                    if not entry.is_dir(follow_symlinks=False) or not _a_stage(Path(entry.path), depth + 1):
-                        return False
-                elif entry.name not in GENERATED_NAMES | {RECORD} or not entry.is_file(follow_symlinks=False):
-                    return False
+        with os.scandir(folder) as found:
+            entries = list(found)
     except OSError:
         return False
+    if depth == 0 and entries and not any(e.name == STAGE_MARKER and e.is_file(follow_symlinks=False)
+                                          for e in entries):
+        return False
+    for entry in entries:
+        if entry.is_symlink():
+            return False
+        if depth == 0 and entry.name == STAGE_MARKER:
+            continue
+        if depth < 3:
+            if not entry.is_dir(follow_symlinks=False) or not _a_stage(Path(entry.path), depth + 1):
+                return False
+        elif entry.name not in GENERATED_NAMES | {RECORD} or not entry.is_file(follow_symlinks=False):
+            return False
     return True
 
 
@@ -508,8 +537,20 @@ def apply(result: Plan) -> None:
         c.path: [sha256(c.old) if c.old else _current_sha(root, c.path), sha256(c.new) if c.new else None]
         for c in pending}}
     staged: list[tuple[Path, Path]] = [(src, root / directory) for directory, src in sorted(result.staged.items())]
-    created: list[Path] = []  # folders this run made, removed again when staging fails
+    created: list[Path] = []  # folders this run made, removed again when it fails before the first rename
     journal_written = False
+
+    def undo() -> None:
+        for tmp, _ in staged:
+            _unlink_quietly(tmp)  # staged folders go with the stage
+        for folder in reversed(created):
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+        if journal_written and not result.journal:
+            _unlink_quietly(root / JOURNAL)
+
     try:
         if journal != result.journal:
             _write_atomic(root / JOURNAL, dump_journal(journal), result.prefix + JOURNAL)
@@ -523,22 +564,16 @@ def apply(result: Plan) -> None:
             folder = _make_folders(root, directory, result.prefix, created)
             staged.append((_stage(folder, change.new, result.prefix + change.path), folder / name))
     except BaseException:
-        for tmp, _ in staged:
-            _unlink_quietly(tmp)  # staged folders go with the stage
-        for folder in reversed(created):
-            try:
-                folder.rmdir()
-            except OSError:
-                pass
-        if journal_written and not result.journal:
-            _unlink_quietly(root / JOURNAL)
+        undo()
         raise
     shown = result.prefix.rstrip("/") or str(root)
+    renamed = False
     try:
         # records last, so a folder is never recorded before its files are in place
         for tmp, target in sorted(staged, key=lambda pair: pair[1].name == RECORD):
             shown = result.prefix + target.relative_to(root).as_posix()
             os.replace(tmp, target)
+            renamed = True
         for change in pending:
             if change.action == "remove":
                 target = root / change.path
@@ -546,8 +581,13 @@ def apply(result: Plan) -> None:
                 current = read_regular(target, shown)
                 if current is not None and (change.old is None or current == change.old):
                     target.unlink()
+                    renamed = True
                 _remove_empty(target.parent, root)
-    except OSError as exc:  # the journal stays: the next run finishes what this one started
+    except OSError as exc:
+        if not renamed:  # nothing changed yet: leave nothing behind
+            undo()
+            raise InputError(f"cannot write: {exc.strerror}", path=shown) from None
+        # the journal stays: the next run finishes what this one started
         raise InputError(f"cannot write: {exc.strerror}; the run stopped half way: fix this, then run "
                          "`dativo-tf generate` again to finish it", path=shown) from None
     for path in result.stale:
