@@ -7,7 +7,7 @@ Each headline figure is also measured against its floor in the same run (see flo
 printed: full generate vs parsing every input with libyaml on every CPU + writing the same bytes; no-op
 `--check` vs reading and hashing every input and output file; `--version`/`--help` vs `python -c pass`.
 
-Run: `make bench` (N = 100, 1,000, 10,000; about 3 minutes on 2 cores), or
+Run: `make bench` (N = 100, 1,000, 10,000; about 10 minutes on 2 cores), or
 `.venv/bin/python benchmarks/bench.py N ...` (BENCH_BASELINE=0 skips the cookiecutter baseline,
 BENCH_RUNS sets the runs per size, BENCH_CLI runs another build).
 benchmarks/RESULTS.md records a run.
