@@ -923,7 +923,8 @@ def test_a_failed_run_into_a_new_output_folder_leaves_no_folder_and_no_stage(tmp
     repo = make_repo(tmp_path / "repo", jobs=3)
     (repo / "jobs/job1.yaml").write_text(job_yaml(LAMBDA).replace("tenant_id", "tenant_idd"))
     before = tree(repo)
-    for args in (["generate"], ["generate", "-j", "2"], ["generate", "--out", "deep/er/out"]):
+    for args in (["generate"], ["generate", "-j", "2"], ["generate", "--out", "deep/er/out"],
+                 ["generate", "--out", "deep/er/" + "x" * 300]):  # a name too long to create, below new parents
         result = cli(repo, *args)
         assert result.exit_code == 2 and "jobs/job1.yaml" in result.stderr, result.output
         assert tree(repo) == before, args

@@ -122,6 +122,8 @@ def exclusive(output_dir: Path, *, later: bool = False) -> Iterator[InputError |
 
 def _remove_empty_folders(folders: list[Path]) -> None:
     for folder in folders:
+        if not os.path.lexists(folder):  # e.g. the part whose name was too long to create
+            continue
         try:
             folder.rmdir()  # only succeeds when empty
         except OSError:
