@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dativo_ingest.errors import InputError, InputErrors
-from dativo_ingest.paths import NO_CONTROL, control_char, printable
+from dativo_ingest.paths import NO_CONTROL, control_char, printable, real, resolving_once
 
 if TYPE_CHECKING:
     from dativo_ingest.project import ProjectSettings
@@ -21,7 +21,11 @@ def find_jobs(project: ProjectSettings, paths: tuple[str, ...] | list[str] = ())
 
     Never silent: a `jobs` pattern of the settings file that matches nothing, a YAML path that is not a
     regular file (broken symlink, FIFO, socket, folder), and a path with a control character are errors."""
-    resolve = _Resolver()
+    with resolving_once():  # thousands of jobs share a few dozen folders
+        return _find_jobs(project, paths)
+
+
+def _find_jobs(project: ProjectSettings, paths: tuple[str, ...] | list[str]) -> list[Path]:
     errors: list[InputError] = []
     found: set[Path] = set()
     globbed: set[Path] = set()
@@ -32,7 +36,7 @@ def find_jobs(project: ProjectSettings, paths: tuple[str, ...] | list[str] = ())
             matched = True
             link = _job_file(p, errors, project.root)
             if link is not None:
-                globbed.add(resolve(p, link))
+                globbed.add(real(p, link))
         if not matched and written:
             from dativo_ingest.yamlsource import line_of
 
@@ -46,14 +50,14 @@ def find_jobs(project: ProjectSettings, paths: tuple[str, ...] | list[str] = ())
             if path.is_dir():
                 # A folder holds jobs, but also assets and connectors: inside the project, take only the
                 # files the `jobs` globs select.
-                candidates = {resolve(p, link) for p in path.rglob("*")
+                candidates = {real(p, link) for p in path.rglob("*")
                               if (link := _job_file(p, errors, project.root)) is not None}
                 inside = candidates & globbed
                 found.update(inside if inside or _within(path, project.root) else candidates)
             elif path.suffix in YAML_SUFFIXES or path.is_file() or path.is_symlink():
                 link = _job_file(path, errors, project.root, explicit=True)
                 if link is not None:
-                    found.add(resolve(path, link))
+                    found.add(real(path, link))
             else:
                 errors.append(InputError("no such file or folder", path=printable(raw)))
     else:
@@ -100,20 +104,6 @@ def _shown(path: Path, root: Path) -> str:
     except ValueError:
         text = str(path)
     return printable(text)
-
-
-class _Resolver:
-    """`Path.resolve` with each folder resolved once: thousands of jobs share a few dozen folders."""
-
-    def __init__(self) -> None:
-        self._folders: dict[str, Path] = {}
-
-    def __call__(self, path: Path, link: bool) -> Path:
-        parent, name = os.path.split(str(path))
-        folder = self._folders.get(parent)
-        if folder is None:
-            folder = self._folders[parent] = Path(parent).resolve()
-        return (folder / name).resolve() if link else folder / name
 
 
 def _within(path: Path, root: Path) -> bool:

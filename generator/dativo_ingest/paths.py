@@ -49,8 +49,9 @@ def resolving_once() -> Iterator[None]:
         _real_folders = previous
 
 
-def real(path: Path) -> Path:
-    """`path.resolve()`, its folder looked up once per run (see `resolving_once`)."""
+def real(path: Path, link: bool | None = None) -> Path:
+    """`path.resolve()`, its folder looked up once per run (see `resolving_once`). `link`: whether `path` is a
+    symlink, when the caller knows it already (saves a system call)."""
     memo = _real_folders
     text = os.fspath(path)
     folder, name = os.path.split(text)
@@ -60,7 +61,7 @@ def real(path: Path) -> Path:
     if known is None:
         known = memo[folder] = Path(folder).resolve()
     full = known / name
-    return full.resolve() if full.is_symlink() else full
+    return full.resolve() if (full.is_symlink() if link is None else link) else full
 
 
 def allow(root: Path, folders: Any) -> None:

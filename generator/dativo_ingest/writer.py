@@ -17,7 +17,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from dativo_ingest.cache import CachedJob, job_key, sha256
@@ -97,8 +97,11 @@ def exclusive(output_dir: Path, *, later: bool = False) -> Iterator[InputError |
     `later`: a folder that cannot be created is not an error yet: its error is yielded (and nothing locked),
     so the caller reports the jobs' own errors first."""
     for _ in range(100):
-        missing = [output_dir, *(p for p in output_dir.parents if not os.path.lexists(p))]
-        missing = missing[:next((i for i, p in enumerate(missing) if os.path.lexists(p)), len(missing))]
+        missing = []  # the output folder and its parents that this run creates
+        for folder in (output_dir, *output_dir.parents):
+            if os.path.lexists(folder):
+                break
+            missing.append(folder)
         try:
             output_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -238,13 +241,22 @@ def stage_workspace(stage: Path, output_dir: Path, output: Output, settings: str
     return output
 
 
-def _same_filesystem(stage: Path, root: Path, directory: str) -> bool:
+def _device(folder: Path | None) -> int | None:
+    try:
+        return os.lstat(folder).st_dev if folder is not None else None
+    except OSError:
+        return None
+
+
+def _same_filesystem(stage_device: int | None, root: Path, directory: str) -> bool:
     """Whether a rename can move the staged folder to `directory`: the nearest existing folder on its way
     (a tenant or environment folder may be a mount point) is on the stage's file system."""
+    if stage_device is None:
+        return False
     tenant, environment, _ = directory.split("/")
     for folder in (root / tenant / environment, root / tenant, root):
         try:
-            return os.lstat(folder).st_dev == os.lstat(stage).st_dev
+            return os.lstat(folder).st_dev == stage_device
         except FileNotFoundError:
             continue
         except OSError:
@@ -261,7 +273,7 @@ def _unstaged(ws: Output, stage: Path | None, prefix: str) -> Output:
             raise InputError("the staged copy of this workspace changed while dativo-tf ran; run it again",
                              path=f"{prefix}{ws.directory}")
         files[name] = data
-    return Output(ws.job, ws.directory, files, ws.inputs, ws.env, ws.warnings, ws.input_shas)
+    return replace(ws, files=files, staged=None, file_shas=None)
 
 
 class _Ownership:
@@ -357,11 +369,12 @@ def plan(workspaces: list[Output], output_dir: Path, project_root: Path, *, job_
                              f"{produced[directory]} renders to the same folder: rename one job file",
                              path=produced[directory])
 
+    stage_device = _device(stage)
     for ws in workspaces:
         if ws.staged is not None:
             if (stage is not None and not check_folders(root, ws.directory, prefix)
                     and ws.staged == sha256(active_record(ws.job, ws.file_shas or {}, mine))
-                    and _same_filesystem(stage, root, ws.directory)):
+                    and _same_filesystem(stage_device, root, ws.directory)):
                 # still absent: its files arrive, record included, in one rename of the staged folder
                 result.record_shas[ws.directory] = ws.staged
                 result.staged[ws.directory] = stage / ws.directory
