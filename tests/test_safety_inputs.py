@@ -212,6 +212,48 @@ def test_a_duplicate_nested_key_is_refused(tmp_path, monkeypatch):
     refused(root, monkeypatch, "jobs/orders.yaml", "duplicate key 'Owner'")
 
 
+_YAML_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=8),
+                          st.sampled_from(["1", "0x1f", "1_000", "yes", "~", "2001-12-14", "=", "<<", "!x", "&a"]))
+_YAML_DATA = st.recursive(_YAML_SCALARS, lambda children: st.one_of(
+    st.lists(children, max_size=4), st.dictionaries(st.text(max_size=6), children, max_size=4)), max_leaves=12)
+# documents with tags, merge keys, non-string keys or anchors: as PyYAML builds them (None), or refused
+_YAML_TEXTS = [("a: !!set {x}\n", None), ("t: 2001-12-14\nb: !!binary aGVsbG8=\n", None),
+               ("base: &b {x: 1}\nc:\n  <<: *b\n  y: 2\n", None), ("- !!str 1\n- !!int '2'\n- !!float '1'\n", None),
+               ("[1, {a: [2, {b: ~}]}]\n", None), ("'': ''\n", None), ("1: a\n2: b\n", None),
+               ("? [a]\n: 1\n", "found unhashable key"), ("=: v\n", "could not determine a constructor"),
+               ("x: !custom 1\n", "could not determine a constructor"),
+               ("a: {b: 1, b: 2}\n", "duplicate key 'b'"), ("a: 1\n01: b\n1: c\n", "duplicate key 1"),
+               ("1: a\ntrue: b\n", "duplicate key True")]
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(data=_YAML_DATA, flow=st.booleans())
+@example(data={"a": [1, {"b": None}], "c": "x"}, flow=False)
+def test_yaml_loads_as_pyyaml_builds_it(data, flow):
+    """yamlsource builds plain documents itself (faster than PyYAML's constructor): the same data as PyYAML."""
+    import yaml
+
+    from dativo_ingest.yamlsource import parse
+
+    text = yaml.safe_dump(data, default_flow_style=flow, allow_unicode=True)
+    assert parse(text, "x.yaml") == yaml.load(text, Loader=yaml.SafeLoader)
+    assert repr(parse(text, "x.yaml")) == repr(yaml.load(text, Loader=yaml.SafeLoader))  # 1 vs 1.0 vs True
+
+
+@pytest.mark.parametrize(("text", "refused"), _YAML_TEXTS)
+def test_yaml_with_tags_merges_and_odd_keys_loads_as_pyyaml_builds_it_or_is_refused(text, refused):
+    import yaml
+
+    from dativo_ingest.errors import InputError
+    from dativo_ingest.yamlsource import parse
+
+    if refused:
+        with pytest.raises(InputError, match=re.escape(refused)):
+            parse(text, "x.yaml")
+    else:
+        assert repr(parse(text, "x.yaml")) == repr(yaml.load(text, Loader=yaml.SafeLoader))
+
+
 @pytest.mark.parametrize("template", ["{tenant_id:>200000000}", "{tenant_id.__class__.__mro__}", "{HOME}/x", "{0}"])
 def test_backend_key_accepts_only_the_documented_placeholders(tmp_path, monkeypatch, template):
     infra = ECS + f"      backend: {{key: '{template}'}}\n"

@@ -354,6 +354,8 @@ class JobConfig(OpenModel):
     _root: Path = PrivateAttr(default=Path("."))
     _text: str = PrivateAttr(default="")
     _relative: Optional[tuple] = PrivateAttr(default=None)
+    # (read through __pydantic_private__: pydantic's own lookup of a private attribute costs microseconds, and a
+    # job's path and root are read dozens of times per render)
 
     @classmethod
     def from_yaml(cls, path: str | Path, project_root: str | Path | None = None) -> "JobConfig":
@@ -375,41 +377,42 @@ class JobConfig(OpenModel):
 
     @property
     def path(self) -> Path:
-        return self._path
+        return self.__pydantic_private__["_path"]
 
     @property
     def project_root(self) -> Path:
-        return self._root
+        return self.__pydantic_private__["_root"]
 
     @property
     def text(self) -> str:
-        return self._text
+        return self.__pydantic_private__["_text"]
 
     @property
     def name(self) -> str:
         """The job name: the job file's stem."""
-        return self._path.stem
+        return self.path.stem
 
     @property
     def relative_path(self) -> str:
         """The job file relative to the project root, with forward slashes (stable across machines)."""
-        known = self._relative
-        if known is not None and known[0][0] is self._path and known[0][1] is self._root:
+        private = self.__pydantic_private__
+        known, path, root = private["_relative"], private["_path"], private["_root"]
+        if known is not None and known[0][0] is path and known[0][1] is root:
             return known[1]  # the common case, without comparing paths
-        if known is None or known[0] != (self._path, self._root):
+        if known is None or known[0] != (path, root):
             try:
-                relative = paths.real(self._path).relative_to(self._root).as_posix()
+                relative = paths.real(path).relative_to(root).as_posix()
             except ValueError:
-                relative = self._path.as_posix()
-            self._relative = ((self._path, self._root), relative)
-        return self._relative[1]
+                relative = path.as_posix()
+            private["_relative"] = known = ((path, root), relative)
+        return known[1]
 
     def env_refs(self) -> list[str]:
         """Names of the environment variables its path-valued keys use (`${VAR}`)."""
         return sorted({name for key in PATH_KEYS for name in _ENV_REF.findall(getattr(self, key) or "")})
 
     def line(self, *loc: str | int) -> int | None:
-        return line_of(self._text, loc)
+        return line_of(self.text, loc)
 
     def error(self, message: str, *loc: str | int, cls: type[InputError] = InputError) -> InputError:
         """An error about this job, pointing at the key `loc` (e.g. 'infrastructure', 'region')."""
@@ -422,9 +425,9 @@ class JobConfig(OpenModel):
         raw = getattr(self, key)
         if not raw:
             return None
-        expanded = expand_env(raw, path=self.relative_path, text=self._text, key=key)
-        resolved = self._root / expanded
-        why = paths.problem(raw, resolved, self._root)
+        expanded = expand_env(raw, path=self.relative_path, text=self.text, key=key)
+        resolved = self.project_root / expanded
+        why = paths.problem(raw, resolved, self.project_root)
         if why:
             raise self.error(why, key, cls=ForbiddenPathError)
         return resolved
@@ -456,7 +459,7 @@ class JobConfig(OpenModel):
         if path is None:
             return None
         try:
-            return Path(path).resolve().relative_to(self._root).as_posix()
+            return Path(path).resolve().relative_to(self.project_root).as_posix()
         except (ValueError, OSError):
             return str(path)
 

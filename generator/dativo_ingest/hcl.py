@@ -6,13 +6,19 @@ Templates write HCL freely; `format_hcl` then applies hclwrite's two layout rule
     signs line up one space after the longest name. A blank line, a block header, a closing brace or an
     attribute whose value opens a multi-line bracket ends the run.
 Heredocs are left untouched, as terraform fmt does.
+
+Rendering collects string literals apart (`literals`): the text laid out is then the same for every job of one
+shape, so its layout is worked out once per process and each job's strings are put back into it.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
@@ -31,18 +37,56 @@ def _escape_char(match: re.Match) -> str:
     return _ESCAPES.get(ch) or f"\\u{ord(ch):04x}"
 
 
+_PLAIN_TEXT = re.compile(r'[^\\"\x00-\x1f\x7f-\x9f\u2028\u2029${}%]*\Z')  # nothing to escape (most strings)
+
+
 def escape(text: str) -> str:
     """The body of an HCL quoted string: escapes plus `${` -> `$${` and `%{` -> `%%{` (no templating)."""
+    if _PLAIN_TEXT.match(text):
+        return text
     return _NEEDS_ESCAPE.sub(_escape_char, text).replace("${", "$${").replace("%{", "%%{")
 
 
 def string(text: str) -> str:
-    return f'"{escape(text)}"'
+    """A quoted HCL string. Within `literals()` the quoted text is a placeholder and the escaped text is kept."""
+    if _kept is None:
+        return f'"{escape(text)}"'
+    _kept.append(escape(text))
+    return f'"{_MARK}{len(_kept) - 1}{_END}"'
+
+
+# Placeholders stand where a string's text will go. The nonce keeps text that did not come from `string` (a
+# comment, a raw name) from ever being read as one: it changes with every process.
+_MARK, _END = f"\ue000{os.urandom(6).hex()}:", "\ue001"
+_PLACEHOLDER = re.compile(re.escape(_MARK) + r"(\d+)" + _END)
+_kept: list[str] | None = None
+
+
+def _put_back(text: str, kept: list[str] | None) -> str:
+    """`text` with the strings `kept` in place of their placeholders."""
+    if not kept or _MARK not in text:
+        return text
+    return _PLACEHOLDER.sub(lambda m: kept[int(m[1])], text)
+
+
+@contextmanager
+def literals() -> Iterator[list[str]]:
+    """Collect the text of every string `string` encodes in this block, in a list, placeholders in their place;
+    `format_hcl(text, that list)` lays the text out and puts them back. Strings hold no bracket, newline or
+    interpolation once escaped, so where they are cannot change the layout; only as a name before an aligned
+    `=` does their width count (format_hcl then lays out the text with them in)."""
+    global _kept
+    previous, _kept = _kept, []
+    try:
+        yield _kept
+    finally:
+        _kept = previous
 
 
 def key(name: str) -> str:
     """An object key: bare when it is a plain identifier, quoted otherwise."""
-    return name if _IDENT.match(name) and name not in _KEYWORDS else string(name)
+    # never a placeholder (see `literals`): a key's width counts in the layout
+    return name if _IDENT.match(name) and name not in _KEYWORDS else f'"{escape(name)}"'
 
 
 def is_identifier(name: str) -> bool:
@@ -80,7 +124,9 @@ def value(obj: Any) -> str:
             return "[]"
         items = [value(v) for v in obj]
         one_line = "[" + ", ".join(items) + "]"
-        if all(_scalar(v) is not None for v in obj) and len(one_line) <= _SCALAR_LIST_WIDTH:
+        # measured with the strings' own text, not their placeholders (see `literals`)
+        if all(v is None or isinstance(v, (bool, int, float, str)) for v in obj) and len(
+                _put_back(one_line, _kept)) <= _SCALAR_LIST_WIDTH:
             return one_line
         return "[\n" + "".join(f"{item},\n" for item in items) + "]"
     raise TypeError(f"cannot encode {type(obj).__name__} as HCL")
@@ -193,30 +239,61 @@ def _lead_columns(lead: str) -> int:
     return _columns(lead)
 
 
-def format_hcl(text: str) -> str:
+def format_hcl(text: str, kept: list[str] | None = None) -> str:
     """Lay out HCL text as `terraform fmt` would (see module docstring). Drops blank lines that directly
     follow an opening line or precede a closing one, collapses runs of blank lines, ends with one newline.
 
     Text that opens with `#` comment lines and a blank line (every generated file's header) is laid out as
-    that header, then the rest: the rest is often the same across many jobs, so it is laid out once."""
+    that header, then the rest: the rest is often the same across many jobs, so it is laid out once.
+    `kept`: the strings `literals()` collected while `text` was rendered, put back once it is laid out."""
+    laid = _format_kept(text, kept)
+    if kept and _MARK in laid:  # only a template that cut or measured a placeholder leaves one behind
+        raise AssertionError(f"a string placeholder was not put back: {laid[laid.index(_MARK) - 40:][:120]!r}")
+    return laid
+
+
+def _format_kept(text: str, kept: list[str] | None) -> str:
     head, blank, body = text.partition("\n\n")
     header = head.split("\n")
     # (a comment ending in a bracket counts as an opener for the blank-line rule: lay that out in one pass)
     if blank and all(line[:1] == "#" for line in header) and header[-1].strip()[-1:] not in _OPEN:
-        rest = _format_memo(body)
+        rest, named, parts = _format_memo(body)
         # a comment closes nothing and aligns nothing: the layout after it is the rest's own, unless the rest
         # is empty or starts with a closing bracket (the blank line before it would be dropped)
-        if rest.strip() and rest[0] not in _CLOSE:
-            return _format(head) + "\n" + rest
+        if rest.strip() and rest[0] not in _CLOSE and not (kept and named):
+            # comment lines without trailing spaces lay out as themselves
+            head = head + "\n" if all(line == line.rstrip() for line in header) else _format(head)
+            return head + "\n" + (_fill(parts, kept) if kept and parts else rest)
+    if kept:
+        laid, named = _layout(text)
+        if not named:
+            return _put_back(laid, kept)
+        text = _put_back(text, kept)  # a string's width counts: lay the text out with the strings in
     return _format(text)
 
 
 @lru_cache(maxsize=256)
-def _format_memo(text: str) -> str:
-    return _format(text)
+def _format_memo(text: str) -> tuple[str, bool, tuple[str, ...]]:
+    """(`_layout(text)`, the laid-out text split around its placeholders)."""
+    laid, named = _layout(text)
+    return laid, named, tuple(_PLACEHOLDER.split(laid)) if _MARK in laid else ()
+
+
+def _fill(parts: tuple[str, ...], kept: list[str]) -> str:
+    """Text split around placeholders (odd items are their numbers), with the strings `kept` put back."""
+    filled = list(parts)
+    for i in range(1, len(filled), 2):
+        filled[i] = kept[int(filled[i])]
+    return "".join(filled)
 
 
 def _format(text: str) -> str:
+    return _layout(text)[0]
+
+
+def _layout(text: str) -> tuple[str, bool]:
+    """(the laid-out text, whether a placeholder is in the name of an aligned attribute: its width counts)."""
+    named = False
     lines: list[list] = []  # [indent, lead, value or None, verbatim]; value None: not an attribute line
     indents: list[int] = []
     state: list[str] = []
@@ -248,6 +325,7 @@ def _format(text: str) -> str:
             lead, rest = stripped[:eq_col].rstrip(), stripped[eq_col + 1 :].lstrip()
             if aligned:
                 lines.append([indent, lead, rest, False])
+                named = named or "\ue000" in lead
             else:  # `name = {` : one space either side, no alignment
                 lines.append([indent, f"{lead} = {rest}", None, False])
         else:
@@ -297,7 +375,7 @@ def _format(text: str) -> str:
         flush()
         out.append(" " * line[0] + line[1] if line[1] else "")
     flush()
-    return "\n".join(out).rstrip("\n") + "\n"
+    return "\n".join(out).rstrip("\n") + "\n", named
 
 
 def dumps_json(obj: Any) -> str:

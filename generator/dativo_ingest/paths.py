@@ -34,13 +34,13 @@ OUTSIDE_HINT = ("allowed: paths inside the project, or inside a folder listed in
                 "in dativo-tf.yaml")
 
 _allowed: dict[Path, tuple[Path, ...]] = {}  # project root -> folders outside it that paths may point into
-_real_folders: dict[str, Path] | None = None  # folder -> its real path, only within `resolving_once`
+_real_folders: dict[str, Path] | None = None  # folder or file -> its real path, only within `resolving_once`
 
 
 @contextmanager
 def resolving_once() -> Iterator[None]:
-    """Within a run, each folder's real path is looked up once: a thousand jobs share a few folders, and
-    resolving walks every component with a system call. A new run sees symlinks changed since."""
+    """Within a run, each folder's and file's real path is looked up once: a thousand jobs share a few folders
+    and files, and resolving walks every component with a system call. A new run sees symlinks changed since."""
     global _real_folders
     previous, _real_folders = _real_folders, {}
     try:
@@ -50,18 +50,22 @@ def resolving_once() -> Iterator[None]:
 
 
 def real(path: Path, link: bool | None = None) -> Path:
-    """`path.resolve()`, its folder looked up once per run (see `resolving_once`). `link`: whether `path` is a
+    """`path.resolve()`, looked up once per run (see `resolving_once`). `link`: whether `path` is a
     symlink, when the caller knows it already (saves a system call)."""
     memo = _real_folders
     text = os.fspath(path)
     folder, name = os.path.split(text)
     if memo is None or not os.path.isabs(text) or name in ("", ".", ".."):
         return path.resolve()
+    full = memo.get(text)  # a thousand jobs name the same asset and connector files
+    if full is not None:
+        return full
     known = memo.get(folder)
     if known is None:
         known = memo[folder] = Path(folder).resolve()
     full = known / name
-    return full.resolve() if (full.is_symlink() if link is None else link) else full
+    full = memo[text] = full.resolve() if (full.is_symlink() if link is None else link) else full
+    return full
 
 
 def allow(root: Path, folders: Any) -> None:

@@ -55,6 +55,7 @@ def environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         autoescape=False,
+        auto_reload=False,  # the templates are the package's own: no need to look for changes on every use
     )
     env.filters.update(hcl=hcl.value, hcl_string=hcl.string, hcl_key=hcl.key, hcl_attributes=hcl.attributes)
     return env
@@ -237,7 +238,11 @@ def render_job(job: JobConfig, project: ProjectSettings, asset: AssetDefinition 
     if prepared is None:
         return None
     env = environment()
-    return prepared.finish({name: env.get_template(t).render(prepared.context) for name, t in prepared.templates})
+    texts = {}
+    for name, template in prepared.templates:
+        with hcl.literals() as kept:  # laid out once per shape of file, not once per job (see hcl.literals)
+            texts[name] = (env.get_template(template).render(prepared.context), kept)
+    return prepared.finish(texts)
 
 
 # (file, template); {mode} is module, or <cloud>/<compute type>
@@ -260,15 +265,18 @@ class Prepared:
     templates: list[tuple[str, str]]  # (file, template name)
     tfvars_format: str
 
-    def finish(self, texts: dict[str, str]) -> Workspace:
-        """The workspace, from each template's rendered text: laid out as `terraform fmt` does, plus tfvars."""
+    def finish(self, texts: dict[str, tuple[str, list[str]]]) -> Workspace:
+        """The workspace, from each template's rendered text and the strings kept out of it (`hcl.literals`):
+        laid out as `terraform fmt` does, plus tfvars."""
         header = HEADER.format(self.workspace.job.relative_path.replace("\n", " "))
-        files = {name: hcl.format_hcl(f"{header}\n\n{text}") for name, text in texts.items()}
+        files = {name: hcl.format_hcl(f"{header}\n\n{text}", kept) for name, (text, kept) in texts.items()}
         variables = self.workspace.variables
         if self.tfvars_format == "json":  # Terraform reads JSON tfvars strings literally: no `$${` escaping
             files["terraform.tfvars.json"] = hcl.dumps_json(variables)
         else:
-            files["terraform.tfvars"] = hcl.format_hcl(f"{header}\n\n{hcl.attributes(variables)}")
+            with hcl.literals() as kept:
+                text = hcl.attributes(variables)
+            files["terraform.tfvars"] = hcl.format_hcl(f"{header}\n\n{text}", kept)
         self.workspace.files = dict(sorted(files.items()))
         return self.workspace
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 from dativo_ingest.config import AssetDefinition, JobConfig
@@ -170,6 +171,7 @@ def _aws_char_ok(ch: str) -> bool:
     return ch in _AWS_EXTRA or unicodedata.category(ch)[0] in "LNZ"
 
 
+@lru_cache(maxsize=4096)  # the same tag keys and values recur in every job
 def aws_clean(text: str) -> str:
     """Replace each run of characters AWS does not allow in tags by a single `_`."""
     out, in_bad_run = [], False

@@ -90,7 +90,8 @@ def check_near_misses(data: dict, guarded: Sequence[str], *, path: Path | str, t
         if not isinstance(key, str) or key in guarded:
             continue
         for wanted in guarded:
-            if wanted not in data and edit_distance(key.lower(), wanted) <= 2:
+            # (lengths more than 2 apart are more than 2 edits apart)
+            if wanted not in data and abs(len(key) - len(wanted)) <= 2 and edit_distance(key.lower(), wanted) <= 2:
                 errors.append(InputError(
                     f"unknown key; did you mean {wanted!r}? (a misspelt {wanted!r} block would be ignored)",
                     path=path, line=line_of(text, [*prefix, key]), key=key_path([*prefix, key]),
