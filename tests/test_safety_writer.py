@@ -424,9 +424,10 @@ def _failing(monkeypatch, module, name: str, fails, exc_errno: int) -> list:
 
 
 def _staged_writes(monkeypatch, fail_at: int | None) -> list:
-    """os.fdopen(fd, 'wb') is how the writer fills each temp file: its handle's write fails with ENOSPC at
-    the fail_at-th temp file."""
-    real = os.fdopen
+    """The writer fills each file it creates through os.fdopen(fd, 'wb') (a temp file next to its target) or
+    os.write (a staged workspace's files): writing fails with ENOSPC at the fail_at-th file, after part of it
+    reached the disk."""
+    real_fdopen, real_write = os.fdopen, os.write
     opened: list = []
 
     class Full:
@@ -440,17 +441,27 @@ def _staged_writes(monkeypatch, fail_at: int | None) -> list:
             self.handle.close()
 
         def write(self, data):
-            self.handle.write(data[: len(data) // 2])  # part of it reached the disk
+            self.handle.write(data[: len(data) // 2])
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     def fdopen(fd, mode="r", *args, **kwargs):
-        handle = real(fd, mode, *args, **kwargs)
+        handle = real_fdopen(fd, mode, *args, **kwargs)
         if mode != "wb":
             return handle
         opened.append(fd)
         return Full(handle) if len(opened) == fail_at else handle
 
+    def write(fd, data):
+        info = os.fstat(fd)
+        if ("write", info.st_ino) not in opened:  # the first write to this file
+            opened.append(("write", info.st_ino))
+            if len(opened) == fail_at:
+                real_write(fd, bytes(data[: len(data) // 2]))
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, data)
+
     monkeypatch.setattr(os, "fdopen", fdopen)
+    monkeypatch.setattr(os, "write", write)
     return opened
 
 

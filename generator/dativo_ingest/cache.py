@@ -185,9 +185,13 @@ class Digests:
         self.records: dict[str, bytes] = {}  # the ownership records read, by path: `records.scan` reuses them
         self.signatures: dict[str, list] = {}  # [size, mtime_ns, ctime_ns, inode, sha256] of settled files seen
 
-    def inputs(self, paths: list[Path], root: Path, resolved: tuple[Path, ...] = ()) -> dict[str, str | None]:
+    def inputs(self, paths: list[Path], root: Path, resolved: tuple[Path, ...] = (),
+               read: dict[Path, tuple[str, os.stat_result, bool]] | None = None) -> dict[str, str | None]:
         """A job's input files as the cache names them (relative to the root) with their sha256. Paths in
-        `resolved` are resolved already; the others (the shared asset and settings) are resolved once."""
+        `resolved` are resolved already; the others (the shared asset and settings) are resolved once.
+        `read`: (sha256, status, whether a symlink) of files as rendering read them (`yamlsource.read_text`)."""
+        for path, (digest, info, link) in (read or {}).items():
+            self._seen(path.as_posix(), None if link else digest, None if link else info)
         out: dict[str, str | None] = {}
         for path in paths:
             real = path if path in resolved else self._resolved.get(path)
@@ -206,13 +210,18 @@ class Digests:
                     found = None
                 if found is not None:
                     data, info = found
-                    digest = sha256(data)
-                    if info.st_ctime_ns < self._started - SETTLED_NS:
-                        self.signatures[path] = [info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, digest]
+                    self._seen(path, sha256(data), info)
                     if path.endswith(_RECORD_SUFFIX):
                         self.records[path] = data
+                    return self._known[path]
             self._known[path] = digest
         return self._known[path]
+
+    def _seen(self, path: str, digest: str | None, info: os.stat_result | None) -> None:
+        """The file at `path` read with this sha256 and status (None: a symlink or not a regular file)."""
+        self._known[path] = digest
+        if digest is not None and info is not None and info.st_ctime_ns < self._started - SETTLED_NS:
+            self.signatures[path] = [info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, digest]
 
     def _unchanged(self, path: str) -> str | None:
         known = self._signatures.get(path)

@@ -354,6 +354,7 @@ class JobConfig(OpenModel):
     _root: Path = PrivateAttr(default=Path("."))
     _text: str = PrivateAttr(default="")
     _relative: Optional[tuple] = PrivateAttr(default=None)
+    _read: Optional[tuple] = PrivateAttr(default=None)  # the job file as read: see `yamlsource.read_text`
     # (read through __pydantic_private__: pydantic's own lookup of a private attribute costs microseconds, and a
     # job's path and root are read dozens of times per render)
 
@@ -364,13 +365,15 @@ class JobConfig(OpenModel):
         if char:  # the job path reaches a header comment and the container's environment
             raise InputError(f"the job path contains the control character {char}; allowed: {paths.NO_CONTROL}",
                              path=paths.printable(str(path)))
-        data, text = load_mapping(path)
+        seen: list = []
+        data, text = load_mapping(path, seen)
         check_terraform_values(data, JOB_TERRAFORM_VALUES, path=path, text=text)
         check_near_misses(data, ("infrastructure",), path=path, text=text)
         job = validate(cls, data, path=path, text=text)
         job._path = path
         job._root = paths.real(Path(project_root)) if project_root else find_project_root(path.parent)
         job._text = text
+        job._read = seen[0]
         for key in PATH_KEYS:
             job.resolve_path(key)  # refuses a path outside the project before anything reads it
         return job
@@ -386,6 +389,11 @@ class JobConfig(OpenModel):
     @property
     def text(self) -> str:
         return self.__pydantic_private__["_text"]
+
+    @property
+    def read_as(self) -> tuple[str, os.stat_result, bool] | None:
+        """(sha256, file status, whether a symlink) of the job file as `from_yaml` read it."""
+        return self.__pydantic_private__["_read"]
 
     @property
     def name(self) -> str:
@@ -425,9 +433,8 @@ class JobConfig(OpenModel):
         raw = getattr(self, key)
         if not raw:
             return None
-        expanded = expand_env(raw, path=self.relative_path, text=self.text, key=key)
-        resolved = self.project_root / expanded
-        why = paths.problem(raw, resolved, self.project_root)
+        expanded = expand_env(raw, path=self.relative_path, text=self.text, key=key) if "$" in raw else raw
+        resolved, why = paths.inside(raw, expanded, self.project_root)
         if why:
             raise self.error(why, key, cls=ForbiddenPathError)
         return resolved

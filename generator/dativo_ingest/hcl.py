@@ -94,6 +94,8 @@ def is_identifier(name: str) -> bool:
 
 
 def _scalar(value: Any) -> str | None:
+    if type(value) is str:  # the common case first
+        return string(value)
     if value is None:
         return "null"
     if isinstance(value, bool):

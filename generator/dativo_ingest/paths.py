@@ -35,18 +35,19 @@ OUTSIDE_HINT = ("allowed: paths inside the project, or inside a folder listed in
 
 _allowed: dict[Path, tuple[Path, ...]] = {}  # project root -> folders outside it that paths may point into
 _real_folders: dict[str, Path] | None = None  # folder or file -> its real path, only within `resolving_once`
+_checked: dict[tuple[str, str, Path], tuple[Path, str | None]] | None = None  # `inside`, within `resolving_once`
 
 
 @contextmanager
 def resolving_once() -> Iterator[None]:
     """Within a run, each folder's and file's real path is looked up once: a thousand jobs share a few folders
     and files, and resolving walks every component with a system call. A new run sees symlinks changed since."""
-    global _real_folders
-    previous, _real_folders = _real_folders, {}
+    global _real_folders, _checked
+    previous, _real_folders, _checked = (_real_folders, _checked), {}, {}
     try:
         yield
     finally:
-        _real_folders = previous
+        _real_folders, _checked = previous
 
 
 def real(path: Path, link: bool | None = None) -> Path:
@@ -102,6 +103,19 @@ def problem(raw: str, path: Path, root: Path) -> str | None:
     if any(resolved == folder or resolved.startswith(prefix) for folder, prefix in _inside(root)):
         return None
     return f"{raw!r} points outside the project ({root}); {OUTSIDE_HINT}"
+
+
+def inside(raw: str, expanded: str, root: Path) -> tuple[Path, str | None]:
+    """(`root / expanded`, why it may not be used or None: see `problem`), within `resolving_once` once per run
+    for each path: a thousand jobs name the same asset and connector files."""
+    memo = _checked
+    known = memo.get((raw, expanded, root)) if memo is not None else None
+    if known is None:
+        path = root / expanded
+        known = (path, problem(raw, path, root))
+        if memo is not None:
+            memo[(raw, expanded, root)] = known
+    return known
 
 
 _real_roots: dict[Path, Path] = {}  # project root -> the root with symlinks resolved

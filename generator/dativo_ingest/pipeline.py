@@ -120,7 +120,8 @@ def _render_one(project: ProjectSettings, path: Path, stage: Stage | None = None
     from dativo_ingest.render import render_job
 
     try:
-        ws = render_job(JobConfig.from_yaml(path, project_root=project.root), project)
+        job = JobConfig.from_yaml(path, project_root=project.root)
+        ws = render_job(job, project)
     except InputErrors as exc:
         return exc.errors
     except DativoTfError as exc:
@@ -130,7 +131,8 @@ def _render_one(project: ProjectSettings, path: Path, stage: Stage | None = None
     files = {name: text.encode("utf-8") for name, text in ws.files.items()}
     output = Output(ws.job.relative_path, ws.directory.as_posix(), files, ws.inputs, ws.env, ws.warnings)
     if not ws.env:  # the cache never records a job whose paths use ${VAR}
-        output.input_shas = (_digests or cache.Digests()).inputs(ws.inputs, project.root, resolved=(path,))
+        output.input_shas = (_digests or cache.Digests()).inputs(ws.inputs, project.root, resolved=(path,),
+                                                                 read={path: job.read_as})
     if stage is not None:
         from dativo_ingest.writer import stage_workspace
 

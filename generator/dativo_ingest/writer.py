@@ -223,22 +223,39 @@ def stage_workspace(stage: Path, output_dir: Path, output: Output, settings: str
     except OSError as exc:
         output.stage_error = ("", exc.strerror or str(exc))
         return output
-    umask = os.umask(0o022)
-    os.umask(umask)
+    umask = _umask(stage)
     shas = {name: sha256(data) for name, data in output.files.items()}
     record = active_record(output.job, shas, settings)
+    prefix = f"{folder}/"
     for name, data in [*output.files.items(), (RECORD, record)]:
         try:
-            fd = os.open(folder / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-            with os.fdopen(fd, "wb") as handle:
+            fd = os.open(prefix + name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+            try:
                 if umask & 0o644:  # generated files are 0644 whatever the umask, like the per-file path's
-                    os.fchmod(handle.fileno(), 0o644)
-                handle.write(data)
+                    os.fchmod(fd, 0o644)
+                written = 0
+                while written < len(data):
+                    written += os.write(fd, data[written:])
+            finally:
+                os.close(fd)
         except OSError as exc:
             output.stage_error = (name, exc.strerror or str(exc))
             return output
     output.staged, output.file_shas, output.files = sha256(record), shas, {}
     return output
+
+
+_umasks: dict[tuple[int, Path], int] = {}
+
+
+def _umask(stage: Path) -> int:
+    """The umask, read once per process and stage (reading it means setting it): a run does not change it."""
+    key = (os.getpid(), stage)
+    if key not in _umasks:
+        _umasks.clear()
+        _umasks[key] = os.umask(0o022)
+        os.umask(_umasks[key])
+    return _umasks[key]
 
 
 def _device(folder: Path | None) -> int | None:
@@ -370,11 +387,15 @@ def plan(workspaces: list[Output], output_dir: Path, project_root: Path, *, job_
                              path=produced[directory])
 
     stage_device = _device(stage)
+    renamable: dict[str, bool] = {}  # environment folder -> `_same_filesystem` (many workspaces share one)
     for ws in workspaces:
         if ws.staged is not None:
+            environment = ws.directory.rpartition("/")[0]
+            if environment not in renamable:
+                renamable[environment] = _same_filesystem(stage_device, root, ws.directory)
             if (stage is not None and not check_folders(root, ws.directory, prefix)
                     and ws.staged == sha256(active_record(ws.job, ws.file_shas or {}, mine))
-                    and _same_filesystem(stage_device, root, ws.directory)):
+                    and renamable[environment]):
                 # still absent: its files arrive, record included, in one rename of the staged folder
                 result.record_shas[ws.directory] = ws.staged
                 result.staged[ws.directory] = stage / ws.directory

@@ -6,6 +6,9 @@ again to find the line of the offending key.
 
 from __future__ import annotations
 
+import errno
+import hashlib
+import os
 import stat
 from functools import lru_cache
 from pathlib import Path
@@ -168,17 +171,31 @@ def _check_expansion(root: yaml.Node) -> None:
         f"allowed: at most {MAX_NODES} values after expanding aliases", mark)
 
 
-def read_text(path: Path) -> str:
+def read_text(path: Path, seen: list | None = None) -> str:
     """The UTF-8 text of a regular file of at most MAX_FILE_BYTES (a FIFO would block; a huge file is not YAML
-    anyone wrote by hand)."""
+    anyone wrote by hand). `seen` gets (sha256 of the bytes, their file status, whether the path is a symlink):
+    the render cache records the bytes that were parsed, without reading the file again."""
     try:
-        if not stat.S_ISREG(path.stat().st_mode):
-            raise InputError("not a regular file; allowed: regular files (or symlinks to them)", path=path)
-        with path.open("rb") as handle:
-            data = handle.read(MAX_FILE_BYTES + 1)
+        try:
+            fd, link = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC), False
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            fd, link = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), True  # a symlink: read through it
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise InputError("not a regular file; allowed: regular files (or symlinks to them)", path=path)
+            data = os.read(fd, MAX_FILE_BYTES + 1)
+            while len(data) <= MAX_FILE_BYTES and (more := os.read(fd, MAX_FILE_BYTES + 1 - len(data))):
+                data += more
+        finally:
+            os.close(fd)
         if len(data) > MAX_FILE_BYTES:
             raise InputError(f"the file is larger than {MAX_FILE_BYTES} bytes; allowed: at most "
                              f"{MAX_FILE_BYTES} bytes (1 MiB)", path=path)
+        if seen is not None:
+            seen.append((hashlib.sha256(data).hexdigest(), info, link))
         return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
     except FileNotFoundError:
         raise InputError("file not found", path=path) from None
@@ -205,9 +222,9 @@ def parse(text: str, path: Path | str) -> Any:
         loader.dispose()
 
 
-def load_mapping(path: Path) -> tuple[dict, str]:
-    """Load a YAML file whose top level must be a mapping. Returns (data, text)."""
-    text = read_text(path)
+def load_mapping(path: Path, seen: list | None = None) -> tuple[dict, str]:
+    """Load a YAML file whose top level must be a mapping. Returns (data, text). `seen`: see `read_text`."""
+    text = read_text(path, seen)
     data = parse(text, path)
     if data is None:
         data = {}
