@@ -14,6 +14,7 @@ Files are read without following symlinks, and only when they are regular files.
 from __future__ import annotations
 
 import json
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
 import os
 import re
 import stat
@@ -51,9 +52,14 @@ class Record:
     files: dict[str, str] = field(default_factory=dict)  # file name -> sha256
 
     def dumps(self) -> bytes:
-        data = {"dativo_tf_record": 1, "files": dict(sorted(self.files.items())), "job": self.job,
-                "settings": self.settings, "status": self.status}
-        return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+        """`json.dumps(..., indent=2, sort_keys=True, ensure_ascii=False)` of the record and a newline, written
+        out directly: the standard encoder runs in Python when it indents, and each new workspace needs one."""
+        q = encode_basestring
+        lines = [f"    {q(name)}: {q(digest)}" for name, digest in sorted(self.files.items())]
+        files = "{\n" + ",\n".join(lines) + "\n  }" if lines else "{}"
+        settings = "null" if self.settings is None else q(self.settings)
+        return (f'{{\n  "dativo_tf_record": 1,\n  "files": {files},\n  "job": {q(self.job)},\n'
+                f'  "settings": {settings},\n  "status": {q(self.status)}\n}}\n').encode("utf-8")
 
 
 def valid_directory(directory: str) -> bool:
