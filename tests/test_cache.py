@@ -366,3 +366,32 @@ def test_files_changed_just_before_a_run_get_no_signature(tmp_path, monkeypatch)
     _settled_run(repo, monkeypatch)
     _, signatures = cache.load(project.output_dir, project.path)
     assert any("/workspaces/" in p for p in signatures) and any("/jobs/" in p for p in signatures)
+
+
+def test_a_job_edited_while_it_renders_is_rendered_again_by_the_next_run(tmp_path, monkeypatch):
+    """The cache records the sha256 of the bytes rendering parsed, not of a later read: an edit saved while a
+    run renders the job is not mistaken for what that run rendered."""
+    from dativo_ingest.config import JobConfig
+
+    repo = fresh_copy(tmp_path, "repo", monkeypatch)
+    job = repo / "jobs/acme/orders_lambda.yaml"
+    text = job.read_text()
+    assert "timeout_seconds: 600" in text
+    edited = text.replace("timeout_seconds: 600", "timeout_seconds: 700")
+    real = JobConfig.from_yaml.__func__
+
+    def from_yaml(cls, path, *args, **kwargs):
+        loaded = real(cls, path, *args, **kwargs)
+        if Path(path).name == job.name:  # saved just after the run read it
+            job.write_text(edited)
+        return loaded
+
+    job.write_text(text.replace("timeout_seconds: 600", "timeout_seconds: 650"))
+    with monkeypatch.context() as patched:
+        patched.setattr(JobConfig, "from_yaml", classmethod(from_yaml))
+        run(repo, monkeypatch, "-j", "1")
+    tfvars = (repo / "workspaces/acme/staging/orders_lambda/terraform.tfvars").read_text()
+    assert "650" in tfvars  # what the run read
+    assert "jobs/acme/orders_lambda.yaml" in rendered_jobs(repo)
+    run(repo, monkeypatch)
+    assert "700" in (repo / "workspaces/acme/staging/orders_lambda/terraform.tfvars").read_text()

@@ -72,9 +72,9 @@ def _put_back(text: str, kept: list[str] | None) -> str:
 @contextmanager
 def literals() -> Iterator[list[str]]:
     """Collect the text of every string `string` encodes in this block, in a list, placeholders in their place;
-    `format_hcl(text, that list)` lays the text out and puts them back. Strings hold no bracket, newline or
-    interpolation once escaped, so where they are cannot change the layout; only as a name before an aligned
-    `=` does their width count (format_hcl then lays out the text with them in)."""
+    `format_hcl(text, that list)` lays the text out and puts them back. Once escaped, a string holds no bare
+    quote, newline or interpolation: the layout reads it as one token, whatever it says, wherever it stands.
+    Only as a name before an aligned `=` does its width count (format_hcl then lays out the text with it in)."""
     global _kept
     previous, _kept = _kept, []
     try:

@@ -132,7 +132,7 @@ def _render_one(project: ProjectSettings, path: Path, stage: Stage | None = None
     output = Output(ws.job.relative_path, ws.directory.as_posix(), files, ws.inputs, ws.env, ws.warnings)
     if not ws.env:  # the cache never records a job whose paths use ${VAR}
         output.input_shas = (_digests or cache.Digests()).inputs(ws.inputs, project.root, resolved=(path,),
-                                                                 read={path: job.read_as})
+                                                                 read={path: job.read_as} if job.read_as else None)
     if stage is not None:
         from dativo_ingest.writer import stage_workspace
 
