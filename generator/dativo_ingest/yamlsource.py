@@ -118,6 +118,7 @@ class SafeLoader(_BaseLoader):  # type: ignore[misc, valid-type]
 
 SafeLoader.add_constructor("tag:yaml.org,2002:int", SafeLoader.construct_yaml_int)
 
+
 @lru_cache(maxsize=8192)
 def _scalar_tag(value: str, implicit: tuple[bool, bool]) -> str:
     """The tag PyYAML's rules give a scalar (SafeLoader has no path-dependent rules: value and style decide)."""
