@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from dativo_ingest import cache, render
+from dativo_ingest import cache, templating
 from dativo_ingest.cli import main
 from dativo_ingest.pipeline import render_all
 from dativo_ingest.project import ProjectSettings
@@ -118,12 +118,12 @@ def test_a_new_generator_version_or_template_invalidates_every_job(tmp_path, mon
 
     # a private copy of the templates with one line changed
     templates = tmp_path / "templates"
-    shutil.copytree(Path(str(render.files("dativo_ingest.templates"))), templates)
+    shutil.copytree(Path(str(templating.files("dativo_ingest.templates"))), templates)
     (templates / "workspace/versions.tf.j2").write_text("# pinned\n" + (templates / "workspace/versions.tf.j2").read_text())
     monkeypatch.setattr(cache, "files", lambda _: templates)
-    monkeypatch.setattr(render, "files", lambda _: templates)
+    monkeypatch.setattr(templating, "files", lambda _: templates)
     cache.generator_digest.cache_clear()
-    render.environment.cache_clear()
+    templating.environment.cache_clear()
     try:
         assert rendered_jobs(repo) == every_job
         run(repo, monkeypatch)
@@ -131,7 +131,7 @@ def test_a_new_generator_version_or_template_invalidates_every_job(tmp_path, mon
         assert rendered_jobs(repo) == set()
     finally:
         cache.generator_digest.cache_clear()
-        render.environment.cache_clear()
+        templating.environment.cache_clear()
 
 
 def test_a_job_whose_paths_use_an_environment_variable_is_always_rendered_and_never_recorded(tmp_path, monkeypatch):
@@ -265,7 +265,7 @@ def test_the_generator_digest_is_remembered_only_for_settled_files_and_an_edit_i
     changes the change time, so it is read again too."""
     monkeypatch.setenv("DATIVO_TF_CACHE_DIR", str(tmp_path / "cache"))
     templates = tmp_path / "templates"
-    shutil.copytree(Path(str(render.files("dativo_ingest.templates"))), templates)
+    shutil.copytree(Path(str(templating.files("dativo_ingest.templates"))), templates)
     monkeypatch.setattr(cache, "files", lambda _: templates)
     target = templates / "workspace/versions.tf.j2"
 

@@ -98,6 +98,9 @@ def test_escape_rules():
     assert hcl.key("CostCenter") == "CostCenter"
     assert hcl.key("a-b") == '"a-b"' and hcl.key("for") == '"for"' and hcl.key("1x") == '"1x"'
     assert hcl.key("A\n") == '"A\\n"' and not hcl.is_identifier("a\n")  # `$` would match before a final newline
+    assert hcl.key("plain", quoted=True) == '"plain"' and hcl.key('a"-${b}', quoted=True) == '"a\\"-$${b}"'
+    with hcl.literals() as kept:  # a key is never a placeholder: its width counts in the layout
+        assert hcl.key("enable-oslogin", quoted=True) == '"enable-oslogin"' and kept == []
 
 
 def test_layout_aligns_runs_and_indents_nesting():

@@ -83,10 +83,10 @@ def literals() -> Iterator[list[str]]:
         _kept = previous
 
 
-def key(name: str) -> str:
-    """An object key: bare when it is a plain identifier, quoted otherwise."""
+def key(name: str, quoted: bool = False) -> str:
+    """An object key: bare when it is a plain identifier (unless `quoted`), quoted otherwise."""
     # never a placeholder (see `literals`): a key's width counts in the layout
-    return name if _IDENT.match(name) and name not in _KEYWORDS else f'"{escape(name)}"'
+    return name if not quoted and _IDENT.match(name) and name not in _KEYWORDS else f'"{escape(name)}"'
 
 
 def is_identifier(name: str) -> bool:

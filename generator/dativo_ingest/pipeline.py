@@ -22,7 +22,6 @@ from dativo_ingest.rendered import Output
 
 # Below this many jobs to render, starting worker processes costs more than it saves.
 PARALLEL_MIN_JOBS = 100
-_WORKSPACE_DIRS = ("workspace", "aws", "gcp", "module")  # template folders a workspace renders from
 
 
 Outcome = Union[Output, None, list[DativoTfError]]
@@ -78,6 +77,22 @@ def render_all(project: ProjectSettings, paths: tuple[str, ...] | list[str] = ()
         result.records_read = result.digest.records
         for job in result.cached:
             result.warnings.extend(job.warnings)
+    if workers is None:
+        workers = _cpu_count() if len(to_render) >= PARALLEL_MIN_JOBS else 1
+    workers = min(workers, len(to_render)) if hasattr(os, "fork") else 1
+    if workers > 1:  # the templates compile in a child while this process reads the settings (see templating)
+        from dativo_ingest import templating
+
+        templating.compile_aside()
+    try:
+        return _render_and_collect(result, project, to_render, workers, stage_to)
+    finally:
+        if workers > 1:
+            templating.discard_aside()
+
+
+def _render_and_collect(result: Rendered, project: ProjectSettings, to_render: list[Path], workers: int,
+                        stage_to: StageTo | None) -> Rendered:
     if to_render or not result.cached:
         project.validate()  # a fully cached run uses settings whose exact bytes were validated before
     stage = None
@@ -148,32 +163,26 @@ def _render_in_worker(path: Path) -> Outcome:
     return _render_one(_worker_args[0], path, _worker_args[1])
 
 
-def _render_many(project: ProjectSettings, paths: list[Path], workers: int | None,
-                 stage: Stage | None = None) -> list[Outcome]:
-    if not paths:  # a fully cached run: no need to load multiprocessing
-        return []
-    import multiprocessing
-
+def _render_many(project: ProjectSettings, paths: list[Path], workers: int, stage: Stage | None = None) -> list[Outcome]:
     global _digests, _worker_args
     _digests = cache.Digests()
-    if workers is None:
-        workers = _cpu_count() if len(paths) >= PARALLEL_MIN_JOBS else 1
     # Workers are forked so they share the loaded modules, compiled templates and settings; where fork is
-    # not available (Windows, macOS default) rendering stays in this process.
-    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+    # not available (Windows) rendering stays in this process.
+    if workers <= 1:
         try:
             return [_render_one(project, path, stage) for path in paths]
         finally:
             _digests = None
     _worker_args = (project, stage)
     try:
+        import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        from dativo_ingest.render import environment
+        from dativo_ingest import render  # noqa: F401  imported and compiled before forking, so workers share them
+        from dativo_ingest.templating import environment, workspace_templates
 
-        # compile every template before forking, so workers do not each compile them again
         env = environment()
-        for name in env.list_templates(filter_func=lambda n: n.endswith(".j2") and n.split("/")[0] in _WORKSPACE_DIRS):
+        for name in workspace_templates(env):
             env.get_template(name)
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
                                  initializer=_worker_started, initargs=(os.getpid(),)) as pool:

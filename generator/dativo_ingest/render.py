@@ -5,12 +5,8 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
-from importlib.resources import files
 from pathlib import Path, PurePosixPath
 from typing import Any
-
-import jinja2
 
 from dativo_ingest import __version__, aws, compute, cron, gcp, hcl, modules, paths, regions
 from dativo_ingest.config import AssetDefinition, JobConfig
@@ -18,6 +14,7 @@ from dativo_ingest.errors import CloudLimitError, ForbiddenPathError, InputError
 from dativo_ingest.project import ProjectSettings
 from dativo_ingest.settings import Settings, deep_merge
 from dativo_ingest.tags import Tag, aws_tags, check_required, gcp_labels, k8s_labels, merge_tags
+from dativo_ingest.templating import environment
 from dativo_ingest.values import substitute
 from dativo_ingest.yamlsource import line_of
 
@@ -43,22 +40,6 @@ class Workspace:
     tags: dict[str, Tag] = field(default_factory=dict)
     variables: dict[str, Any] = field(default_factory=dict)
     env: list[str] = field(default_factory=list)  # environment variables its paths use
-
-
-@lru_cache(maxsize=1)
-def environment() -> jinja2.Environment:
-    """The one Jinja environment: strict, deterministic, with the HCL filters."""
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(files("dativo_ingest.templates"))),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,
-        auto_reload=False,  # the templates are the package's own: no need to look for changes on every use
-    )
-    env.filters.update(hcl=hcl.value, hcl_string=hcl.string, hcl_key=hcl.key, hcl_attributes=hcl.attributes)
-    return env
 
 
 def _safe_part(job: JobConfig, value: str, what: str, *loc: str) -> str:

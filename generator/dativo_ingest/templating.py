@@ -1,0 +1,119 @@
+"""The one Jinja environment, and compiling its workspace templates in a forked process while this one goes on.
+
+Compiling the workspace templates takes a large render ~0.13 s, all before the workers can start. A run that will
+render many jobs forks a child for it first (`compile_aside`), while this process goes on reading settings and
+importing the models. The child hands the compiled code back over a pipe, through Jinja's bytecode-cache hook:
+the code never touches disk, and nothing but this run's own child can supply it.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import signal
+from functools import lru_cache
+from importlib.resources import files
+
+import jinja2
+
+from dativo_ingest import hcl
+
+WORKSPACE_DIRS = ("workspace", "aws", "gcp", "module")  # the template folders a workspace renders from
+
+
+class HandedOver(jinja2.BytecodeCache):
+    """Code compiled by a forked child of this process: {bucket key: (source checksum, code)}. A template whose
+    source differs from what the child compiled is compiled here, as without it."""
+
+    def __init__(self) -> None:
+        self.code: dict[str, tuple[str, object]] = {}
+        self.pending: tuple[int, int] | None = None  # (child pid, read end of its pipe) until received
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        if self.pending is not None:
+            self._receive()
+        checksum, code = self.code.get(bucket.key, (None, None))
+        if checksum == bucket.checksum:
+            bucket.code = code
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        self.code[bucket.key] = (bucket.checksum, bucket.code)
+
+    def _receive(self) -> None:
+        assert self.pending is not None
+        pid, fd = self.pending
+        self.pending = None
+        chunks = []
+        try:
+            while chunk := os.read(fd, 1 << 20):
+                chunks.append(chunk)
+        finally:
+            os.close(fd)
+            os.waitpid(pid, 0)
+        try:
+            self.code.update(marshal.loads(b"".join(chunks)))
+        except (EOFError, ValueError, TypeError):  # the child failed: the templates are compiled here
+            pass
+
+
+@lru_cache(maxsize=1)
+def environment() -> jinja2.Environment:
+    """The one Jinja environment: strict, deterministic, with the HCL filters."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(files("dativo_ingest.templates"))),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+        auto_reload=False,  # the templates are the package's own: no need to look for changes on every use
+        bytecode_cache=HandedOver(),
+    )
+    env.filters.update(hcl=hcl.value, hcl_string=hcl.string, hcl_key=hcl.key, hcl_attributes=hcl.attributes)
+    return env
+
+
+def workspace_templates(env: jinja2.Environment) -> list[str]:
+    return env.list_templates(filter_func=lambda n: n.endswith(".j2") and n.split("/")[0] in WORKSPACE_DIRS)
+
+
+def compile_aside() -> None:
+    """Compile every workspace template in a forked child; `environment()` takes the code when first asked for
+    a template. Call it only where fork is available, before any thread starts."""
+    env = environment()
+    cache = env.bytecode_cache
+    assert isinstance(cache, HandedOver)
+    if cache.pending is not None or cache.code:
+        return
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid:
+        os.close(write)
+        cache.pending = (pid, read)
+        return
+    status = 1
+    try:  # the child: compile, send, and exit without running any of the parent's exit handlers
+        os.close(read)
+        from dativo_ingest.writer import release_inherited_locks
+
+        release_inherited_locks()  # a child outliving a killed parent must not keep the output folder locked
+        for name in workspace_templates(env):
+            env.get_template(name)
+        data = marshal.dumps(cache.code)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(write, view):]
+        status = 0
+    finally:
+        os._exit(status)
+
+
+def discard_aside() -> None:
+    """Stop a child `compile_aside` started whose code was never asked for (the run ended before rendering)."""
+    cache = environment().bytecode_cache
+    if isinstance(cache, HandedOver) and cache.pending is not None:
+        pid, fd = cache.pending
+        cache.pending = None
+        os.close(fd)
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
