@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
@@ -63,6 +64,20 @@ def test_a_child_that_fails_leaves_the_templates_to_be_compiled_here(env, monkey
     templating.compile_aside()
     pid, _ = env.bytecode_cache.pending
     env.get_template("workspace/versions.tf.j2")
+    assert env.compiled_here == ["workspace/versions.tf.j2"] and _gone(pid)
+
+
+def test_a_child_that_hangs_is_stopped_and_the_templates_are_compiled_here(env, monkeypatch):
+    def hang(_env):  # as a child forked while another thread held a lock would
+        time.sleep(60)
+
+    monkeypatch.setattr(templating, "workspace_templates", hang)
+    monkeypatch.setattr(templating, "_PATIENCE_SECONDS", 0.2)
+    templating.compile_aside()
+    pid, _ = env.bytecode_cache.pending
+    started = time.monotonic()
+    env.get_template("workspace/versions.tf.j2")
+    assert time.monotonic() - started < 30  # not the child's 60 seconds
     assert env.compiled_here == ["workspace/versions.tf.j2"] and _gone(pid)
 
 

@@ -1,7 +1,7 @@
 """The one Jinja environment, and compiling its workspace templates in a forked process while this one goes on.
 
-Compiling the workspace templates takes a large render ~0.13 s, all before the workers can start. A run that will
-render many jobs forks a child for it first (`compile_aside`), while this process goes on reading settings and
+Compiling the workspace templates takes ~0.13 s, and a large render needs all of them before its workers start.
+Such a run forks a child to compile them (`compile_aside`) while this process goes on reading the settings and
 importing the models. The child hands the compiled code back over a pipe, through Jinja's bytecode-cache hook:
 the code never touches disk, and nothing but this run's own child can supply it.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import marshal
 import os
+import select
 import signal
 from functools import lru_cache
 from importlib.resources import files
@@ -44,16 +45,27 @@ class HandedOver(jinja2.BytecodeCache):
         pid, fd = self.pending
         self.pending = None
         chunks = []
-        try:
-            while chunk := os.read(fd, 1 << 20):
+        try:  # a child that does not answer in time (a lock a thread held when it was forked) is stopped
+            while select.select([fd], [], [], _PATIENCE_SECONDS)[0] and (chunk := os.read(fd, 1 << 20)):
                 chunks.append(chunk)
         finally:
-            os.close(fd)
-            os.waitpid(pid, 0)
+            _stop(pid, fd)
         try:
             self.code.update(marshal.loads(b"".join(chunks)))
         except (EOFError, ValueError, TypeError):  # the child failed: the templates are compiled here
             pass
+
+
+_PATIENCE_SECONDS = 30
+
+
+def _stop(pid: int, fd: int) -> None:
+    os.close(fd)
+    try:
+        os.kill(pid, signal.SIGKILL)  # a no-op for a child that exited; it stays ours to reap until waited for
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):  # reaped already (an application that ignores SIGCHLD)
+        pass
 
 
 @lru_cache(maxsize=1)
@@ -79,7 +91,9 @@ def workspace_templates(env: jinja2.Environment) -> list[str]:
 
 def compile_aside() -> None:
     """Compile every workspace template in a forked child; `environment()` takes the code when first asked for
-    a template. Call it only where fork is available, before any thread starts."""
+    a template. Call it only where fork is available."""
+    from dativo_ingest.writer import release_inherited_locks  # imported here: the child imports nothing
+
     env = environment()
     cache = env.bytecode_cache
     assert isinstance(cache, HandedOver)
@@ -94,13 +108,10 @@ def compile_aside() -> None:
     status = 1
     try:  # the child: compile, send, and exit without running any of the parent's exit handlers
         os.close(read)
-        from dativo_ingest.writer import release_inherited_locks
-
         release_inherited_locks()  # a child outliving a killed parent must not keep the output folder locked
         for name in workspace_templates(env):
             env.get_template(name)
-        data = marshal.dumps(cache.code)
-        view = memoryview(data)
+        view = memoryview(marshal.dumps(cache.code))
         while view:
             view = view[os.write(write, view):]
         status = 0
@@ -112,8 +123,5 @@ def discard_aside() -> None:
     """Stop a child `compile_aside` started whose code was never asked for (the run ended before rendering)."""
     cache = environment().bytecode_cache
     if isinstance(cache, HandedOver) and cache.pending is not None:
-        pid, fd = cache.pending
-        cache.pending = None
-        os.close(fd)
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
+        pending, cache.pending = cache.pending, None
+        _stop(*pending)
