@@ -350,8 +350,9 @@ class JobConfig(OpenModel):
     infrastructure: Optional[InfrastructureConfig] = Field(None, description="Where and how the job runs; without "
                                                                              "it the job gets no workspace.")
 
-    _path: Path = PrivateAttr(default=Path("<job>"))
-    _root: Path = PrivateAttr(default=Path("."))
+    # (factories, not default Paths: pydantic deep-copies a default Path for every job, ~8 µs each)
+    _path: Path = PrivateAttr(default_factory=lambda: Path("<job>"))
+    _root: Path = PrivateAttr(default_factory=lambda: Path("."))
     _text: str = PrivateAttr(default="")
     _relative: Optional[tuple] = PrivateAttr(default=None)
     _read: Optional[tuple] = PrivateAttr(default=None)  # the job file as read: see `yamlsource.read_text`
