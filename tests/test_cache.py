@@ -86,6 +86,13 @@ CHANGES = {
     "hand-edited output": (lambda r: _edit(r / "workspaces/acme/production/orders_ecs/main.tf", "resource", "# x\nresource"),
                            {"jobs/acme/orders_ecs.yaml"}),
     "deleted output": (lambda r: (r / "workspaces/acme/production/hr_ec2/outputs.tf").unlink(), {"jobs/acme/hr_ec2.yaml"}),
+    # module mode re-exports each output of a local module: its *.tf files are inputs too
+    "module output": (lambda r: (r / "modules/dativo-etl-job/main.tf").open("a").write('\noutput "extra" {\n  value = 1\n}\n'),
+                      {"jobs/production_tenant/csv_employee_to_iceberg_with_infrastructure_aws.yaml"}),
+    "module file added": (lambda r: (r / "modules/dativo-etl-job/more.tf").write_text('output "more" {\n  value = 1\n}\n'),
+                          {"jobs/production_tenant/csv_employee_to_iceberg_with_infrastructure_aws.yaml"}),
+    "module file removed": (lambda r: (r / "modules/dativo-etl-job-gcp/main.tf").unlink(),
+                            {"jobs/production_tenant/csv_employee_to_iceberg_with_infrastructure_gcp.yaml"}),
 }
 
 

@@ -163,6 +163,8 @@ def entry(job_inputs: dict[str, str], directory: str | None, files: dict[str, st
 
 
 _RECORD_SUFFIX = "/" + RECORD
+# An input named `<folder>/*.tf` stands for every `*.tf` file in the folder (a local module: see render.Workspace)
+TF_FILES = "/*.tf"
 
 
 # A file's sha256 is remembered under its (size, modification time, change time, inode), as git's index does,
@@ -201,6 +203,8 @@ class Digests:
         return out
 
     def __call__(self, path: str) -> str | None:
+        if path not in self._known and path.endswith(TF_FILES):
+            self._known[path] = self._tf_files(path[:-len(TF_FILES)])
         if path not in self._known:
             digest = self._unchanged(path)
             if digest is None:
@@ -216,6 +220,15 @@ class Digests:
                     return self._known[path]
             self._known[path] = digest
         return self._known[path]
+
+    def _tf_files(self, folder: str) -> str | None:
+        """One sha256 over the names and bytes of the folder's `*.tf` files: adding, removing or editing one
+        changes it. None when the folder cannot be listed."""
+        try:
+            names = sorted(name for name in os.listdir(folder) if name.endswith(".tf"))
+        except OSError:
+            return None
+        return sha256("".join(f"{name}\0{self(f'{folder}/{name}')}\n" for name in names).encode())
 
     def _seen(self, path: str, digest: str | None, info: os.stat_result | None) -> None:
         """The file at `path` read with this sha256 and status (None: a symlink or not a regular file)."""
@@ -276,7 +289,9 @@ def signatures(jobs: dict, digest: Digests, project_root: Path, output_dir: Path
             named.update(name if name.startswith("/") else f"{root}/{name}" for name in inputs)
         if isinstance(directory, str) and isinstance(files, dict):
             named.update(f"{out}/{directory}/{name}" for name in files)
-    return {path: sig for path, sig in digest.signatures.items() if path in named}
+    folders = {name[:-len(TF_FILES)] for name in named if name.endswith(TF_FILES)}
+    return {path: sig for path, sig in digest.signatures.items()
+            if path in named or (path.endswith(".tf") and os.path.dirname(path) in folders)}
 
 
 def build(workspaces: list, cached: list[CachedJob], skipped: list[Path], project_root: Path,

@@ -36,18 +36,25 @@ OUTSIDE_HINT = ("allowed: paths inside the project, or inside a folder listed in
 _allowed: dict[Path, tuple[Path, ...]] = {}  # project root -> folders outside it that paths may point into
 _real_folders: dict[str, Path] | None = None  # folder or file -> its real path, only within `resolving_once`
 _checked: dict[tuple[str, str, Path], tuple[Path, str | None]] | None = None  # `inside`, within `resolving_once`
+_run_memos: dict[str, dict] | None = None  # `run_memo`, within `resolving_once`
 
 
 @contextmanager
 def resolving_once() -> Iterator[None]:
     """Within a run, each folder's and file's real path is looked up once: a thousand jobs share a few folders
     and files, and resolving walks every component with a system call. A new run sees symlinks changed since."""
-    global _real_folders, _checked
-    previous, _real_folders, _checked = (_real_folders, _checked), {}, {}
+    global _real_folders, _checked, _run_memos
+    previous, _real_folders, _checked, _run_memos = (_real_folders, _checked, _run_memos), {}, {}, {}
     try:
         yield
     finally:
-        _real_folders, _checked = previous
+        _real_folders, _checked, _run_memos = previous
+
+
+def run_memo(name: str) -> dict | None:
+    """A dict that lasts for the current run (see `resolving_once`), or None outside one: for what a thousand
+    jobs of one run share, such as a local module's folder and outputs."""
+    return None if _run_memos is None else _run_memos.setdefault(name, {})
 
 
 def real(path: Path, link: bool | None = None) -> Path:

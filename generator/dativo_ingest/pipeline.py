@@ -146,8 +146,9 @@ def _render_one(project: ProjectSettings, path: Path, stage: Stage | None = None
     files = {name: text.encode("utf-8") for name, text in ws.files.items()}
     output = Output(ws.job.relative_path, ws.directory.as_posix(), files, ws.inputs, ws.env, ws.warnings)
     if not ws.env:  # the cache never records a job whose paths use ${VAR}
-        output.input_shas = (_digests or cache.Digests()).inputs(ws.inputs, project.root, resolved=(path,),
-                                                                 read={path: job.read_as} if job.read_as else None)
+        digests = _digests or cache.Digests()
+        output.input_shas = digests.inputs(ws.inputs + ws.watched, project.root, resolved=(path,),
+                                           read={path: job.read_as} if job.read_as else None)
     if stage is not None:
         from dativo_ingest.writer import stage_workspace
 

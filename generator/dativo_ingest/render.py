@@ -40,6 +40,8 @@ class Workspace:
     tags: dict[str, Tag] = field(default_factory=dict)
     variables: dict[str, Any] = field(default_factory=dict)
     env: list[str] = field(default_factory=list)  # environment variables its paths use
+    # what the cache also checks: `<folder>/*.tf` of a local module, whose outputs module mode re-exports
+    watched: list[Path] = field(default_factory=list)
 
 
 def _safe_part(job: JobConfig, value: str, what: str, *loc: str) -> str:
@@ -104,8 +106,15 @@ def module_source(job: JobConfig, directory: PurePosixPath, output_dir: Path) ->
     raw = job.infrastructure.terraform.module_path
     if _REMOTE_SOURCE.search(raw):
         return raw, False
-    target = (job.project_root / raw).resolve()  # an absolute raw path stays itself
-    if not target.is_dir():
+    memo = paths.run_memo("module folders")  # (real path, whether a folder), once per run for each module
+    known = memo.get((job.project_root, raw)) if memo is not None else None
+    if known is None:
+        target = (job.project_root / raw).resolve()  # an absolute raw path stays itself
+        known = (target, target.is_dir())
+        if memo is not None:
+            memo[(job.project_root, raw)] = known
+    target, is_dir = known
+    if not is_dir:
         if _REGISTRY_SOURCE.match(raw) and not raw.startswith((".", "/")):
             return raw, True
         paths.require_inside(job, raw, "infrastructure", "terraform", "module_path")
@@ -117,7 +126,7 @@ def module_source(job: JobConfig, directory: PurePosixPath, output_dir: Path) ->
     paths.require_inside(job, raw, "infrastructure", "terraform", "module_path")
     if raw.startswith("/"):
         return raw, False
-    workspace = (output_dir / directory).resolve()
+    workspace = paths.real(output_dir / directory)
     rel = Path(os.path.relpath(target, workspace)).as_posix()
     return (rel if rel.startswith("../") else f"./{rel}"), False
 
@@ -205,8 +214,9 @@ def prepare_job(job: JobConfig, project: ProjectSettings, asset: AssetDefinition
     warnings = [w for w in warnings if w.code not in infra.silence]  # the causes this job silences
     mode = "module" if ctx["module"] else f"{cloud}/{runtime.compute_type}"
     inputs = [job.path] + ([asset.path] if asset else []) + ([project.path] if project.path else [])
+    watched = [ctx["module"]["folder"] / "*.tf"] if ctx["module"] and ctx["module"]["folder"] else []
     return Prepared(
-        Workspace(job, directory, {}, inputs, warnings, tags, variables, job.env_refs()),
+        Workspace(job, directory, {}, inputs, warnings, tags, variables, job.env_refs(), watched),
         ctx,
         [(name, template.format(mode=mode)) for name, template in TEMPLATES],
         settings.tfvars_format,
@@ -219,10 +229,12 @@ def render_job(job: JobConfig, project: ProjectSettings, asset: AssetDefinition 
     if prepared is None:
         return None
     env = environment()
+    # the globals merged once per job: Template.render merges them into a copy of the context for every file
+    context = {**env.globals, **prepared.context}
     texts = {}
     for name, template in prepared.templates:
         with hcl.literals() as kept:  # laid out once per shape of file, not once per job (see hcl.literals)
-            texts[name] = (env.get_template(template).render(prepared.context), kept)
+            texts[name] = (str(env.get_template(template).make_module(context, shared=True)), kept)
     return prepared.finish(texts)
 
 
@@ -337,9 +349,11 @@ def _context(job, settings, project, directory, runtime, refs, schedule, variabl
                 "infrastructure", "terraform", "module_version",
             ), "module_version"))
         # module mode outputs each resource_ref and each non-sensitive output of a local module on its own
+        # a local folder unless a registry address (versioned) or a remote source (module_source checked it)
+        folder = None if versioned or _REMOTE_SOURCE.search(tf.module_path) else job.project_root / tf.module_path
         module = {"source": source, "version": version,
                   "ref_outputs": [k for k in sorted(tf.resource_refs) if hcl.is_identifier(k)],
-                  "outputs": modules.outputs(job.project_root / tf.module_path) if not versioned else []}
+                  "outputs": modules.outputs(folder) if folder else [], "folder": folder}
         if infra.secrets:
             warnings.append(warning(job.error(
                 "secrets are not passed to the module (module mode passes the seed's five variables and "
