@@ -7,6 +7,7 @@ stage (see `writer`): the workers then also write each new workspace there, so w
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,10 +186,14 @@ def _render_many(project: ProjectSettings, paths: list[Path], workers: int, stag
         env = environment()
         for name in workspace_templates(env):
             env.get_template(name)
+        # what is loaded now lasts the whole run: the workers' garbage collections skip it (and so leave the
+        # memory pages they share with this process unwritten)
+        gc.freeze()
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
                                  initializer=_worker_started, initargs=(os.getpid(),)) as pool:
             return list(pool.map(_render_in_worker, paths, chunksize=max(1, len(paths) // (workers * 8))))
     finally:
+        gc.unfreeze()
         _worker_args = None
         _digests = None
 
