@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -432,6 +433,28 @@ def test_a_symlink_inside_the_project_to_a_file_outside_is_refused(tmp_path, mon
     root = make(tmp_path / "repo", {"jobs/orders.yaml": job().replace("assets/orders.yaml", "assets/link.yaml")})
     (root / "assets/link.yaml").symlink_to(tmp_path / "outside/orders.yaml")
     refused(root, monkeypatch, "jobs/orders.yaml", "error: asset_path: 'assets/link.yaml' points outside the project")
+
+
+@pytest.mark.parametrize("linked", ["file", "folder"])
+def test_a_job_reached_through_a_symlink_is_named_by_the_file_it_is(tmp_path, linked):
+    """The header, the JobName source and the cache name a job by its real path: a symlinked job file or
+    folder inside the project is the file it points to."""
+    from dativo_ingest.config import JobConfig
+    from dativo_ingest.paths import resolving_once
+
+    root = make(tmp_path / "repo", {"shared/orders.yaml": job()})
+    (root / "jobs").mkdir()
+    if linked == "file":
+        (root / "jobs/orders.yaml").symlink_to(root / "shared/orders.yaml")
+        path = root / "jobs/orders.yaml"
+    else:
+        (root / "jobs/team").symlink_to(root / "shared", target_is_directory=True)
+        path = root / "jobs/team/orders.yaml"
+    for once in (False, True):  # within a run (paths memoised) and alone
+        with resolving_once() if once else contextlib.nullcontext():
+            assert JobConfig.from_yaml(path, project_root=root).relative_path == "shared/orders.yaml"
+    plain = JobConfig.from_yaml(root / "shared/orders.yaml", project_root=root)
+    assert plain.relative_path == "shared/orders.yaml"
 
 
 @pytest.mark.parametrize("module_path", ["../../../../etc", "/etc", "../shared/modules/job"])

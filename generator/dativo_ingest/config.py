@@ -307,6 +307,19 @@ def find_project_root(start: Path) -> Path:
 _asset_cache: dict[tuple[Path, int, int], AssetDefinition] = {}
 
 
+def _relative(path: Path, root: Path, link: bool | None = None) -> str:
+    """`path` relative to the (real) project `root`, symlinks resolved, with forward slashes; as written when it
+    lies outside. `link`: whether `path` is a symlink, when known (see `paths.real`)."""
+    real = paths.real(path, link=link)
+    text, prefix = real.as_posix(), root.as_posix().rstrip("/") + "/"
+    if text.startswith(prefix):  # what relative_to gives, without comparing part by part
+        return text[len(prefix):]
+    try:
+        return real.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
 def load_asset(path: Path) -> AssetDefinition:
     """Each asset file is parsed once per process, however many jobs share it."""
     try:
@@ -375,6 +388,7 @@ class JobConfig(OpenModel):
         job._root = paths.real(Path(project_root)) if project_root else find_project_root(path.parent)
         job._text = text
         job._read = seen[0]
+        job._relative = ((job._path, job._root), _relative(path, job._root, link=seen[0][2]))  # read_text saw a link
         for key in PATH_KEYS:
             job.resolve_path(key)  # refuses a path outside the project before anything reads it
         return job
@@ -409,11 +423,7 @@ class JobConfig(OpenModel):
         if known is not None and known[0][0] is path and known[0][1] is root:
             return known[1]  # the common case, without comparing paths
         if known is None or known[0] != (path, root):
-            try:
-                relative = paths.real(path).relative_to(root).as_posix()
-            except ValueError:
-                relative = path.as_posix()
-            private["_relative"] = known = ((path, root), relative)
+            private["_relative"] = known = ((path, root), _relative(path, root))
         return known[1]
 
     def env_refs(self) -> list[str]:

@@ -220,6 +220,7 @@ GCP_VALUE = re.compile(r"^[a-z0-9_-]{0,63}\Z")
 K8S_NAME = re.compile(r"^([A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?)?\Z")
 
 
+@lru_cache(maxsize=4096)  # the same tag keys and values recur in every job
 def gcp_label_key(key: str) -> str:
     snake = _CAMEL.sub("_", key).lower()
     label = _NOT_LABEL.sub("_", snake)[:LABEL_MAX]
@@ -228,6 +229,7 @@ def gcp_label_key(key: str) -> str:
     return label
 
 
+@lru_cache(maxsize=4096)
 def gcp_label_value(value: str) -> str:
     return _NOT_LABEL.sub("_", value.lower()).strip("_")[:LABEL_MAX]
 
