@@ -214,7 +214,7 @@ def prepare_job(job: JobConfig, project: ProjectSettings, asset: AssetDefinition
     warnings = [w for w in warnings if w.code not in infra.silence]  # the causes this job silences
     mode = "module" if ctx["module"] else f"{cloud}/{runtime.compute_type}"
     inputs = [job.path] + ([asset.path] if asset else []) + ([project.path] if project.path else [])
-    watched = [ctx["module"]["folder"] / "*.tf"] if ctx["module"] and ctx["module"]["folder"] else []
+    watched = [Path(ctx["module"]["folder"], "*.tf")] if ctx["module"] and ctx["module"]["folder"] else []
     return Prepared(
         Workspace(job, directory, {}, inputs, warnings, tags, variables, job.env_refs(), watched),
         ctx,
@@ -353,7 +353,7 @@ def _context(job, settings, project, directory, runtime, refs, schedule, variabl
         folder = None if versioned or _REMOTE_SOURCE.search(tf.module_path) else job.project_root / tf.module_path
         module = {"source": source, "version": version,
                   "ref_outputs": [k for k in sorted(tf.resource_refs) if hcl.is_identifier(k)],
-                  "outputs": modules.outputs(folder) if folder else [], "folder": folder}
+                  "outputs": modules.outputs(folder) if folder else [], "folder": str(folder) if folder else None}
         if infra.secrets:
             warnings.append(warning(job.error(
                 "secrets are not passed to the module (module mode passes the seed's five variables and "
