@@ -44,6 +44,11 @@ def escape(text: str) -> str:
     """The body of an HCL quoted string: escapes plus `${` -> `$${` and `%{` -> `%%{` (no templating)."""
     if _PLAIN_TEXT.match(text):
         return text
+    return _escape(text)
+
+
+@lru_cache(maxsize=4096)  # the start-up scripts' lines and other constant text recur in every job
+def _escape(text: str) -> str:
     return _NEEDS_ESCAPE.sub(_escape_char, text).replace("${", "$${").replace("%{", "%%{")
 
 
