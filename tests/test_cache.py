@@ -402,3 +402,33 @@ def test_a_job_edited_while_it_renders_is_rendered_again_by_the_next_run(tmp_pat
     assert "jobs/acme/orders_lambda.yaml" in rendered_jobs(repo)
     run(repo, monkeypatch)
     assert "700" in (repo / "workspaces/acme/staging/orders_lambda/terraform.tfvars").read_text()
+
+
+def test_a_job_without_infrastructure_edited_while_it_renders_is_rendered_by_the_next_run(tmp_path, monkeypatch):
+    """As for a rendered job: the cache records a skipped job with the bytes the run parsed. An infrastructure
+    block saved while the run reads the job must not be recorded as skipped, or no run would render it."""
+    from dativo_ingest.config import JobConfig
+
+    repo = fresh_copy(tmp_path, "repo", monkeypatch)
+    job = repo / "jobs/acme/legacy_no_infra.yaml"
+    text = job.read_text()
+    with_infra = text.replace("tenant_id: acme", "tenant_id: acme\ninfrastructure: {cloud_provider: aws, "
+                              "runtime_environment: {compute_type: lambda}, terraform: {resource_refs: "
+                              "{execution_role_arn: \"arn:aws:iam::123456789012:role/etl\"}}}", 1)
+    assert with_infra != text
+    real = JobConfig.from_yaml.__func__
+
+    def from_yaml(cls, path, *args, **kwargs):
+        loaded = real(cls, path, *args, **kwargs)
+        if Path(path).name == job.name:  # saved just after the run read it
+            job.write_text(with_infra)
+        return loaded
+
+    job.write_text(text + "# touched\n")
+    with monkeypatch.context() as patched:
+        patched.setattr(JobConfig, "from_yaml", classmethod(from_yaml))
+        output = run(repo, monkeypatch, "-j", "1")
+    assert "skipped jobs/acme/legacy_no_infra.yaml" in output  # what the run read
+    assert "jobs/acme/legacy_no_infra.yaml" in rendered_jobs(repo)
+    run(repo, monkeypatch)
+    assert (repo / "workspaces/acme/production/legacy_no_infra/main.tf").is_file()

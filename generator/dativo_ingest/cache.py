@@ -295,13 +295,15 @@ def signatures(jobs: dict, digest: Digests, project_root: Path, output_dir: Path
 
 
 def build(workspaces: list, cached: list[CachedJob], skipped: list[Path], project_root: Path,
-          record_shas: dict[str, str]) -> dict:
+          record_shas: dict[str, str], skipped_shas: dict[Path, dict] | None = None) -> dict:
     """The cache after a successful writing run: every job rendered or reused, except jobs using `${VAR}`.
-    `record_shas`: the sha256 of each written workspace's ownership record."""
+    `record_shas`: the sha256 of each written workspace's ownership record. `skipped_shas`: the skipped jobs'
+    sha256 as rendering read them."""
     digest = Digests()
     jobs: dict = {c.job: c.entry for c in cached}
     for path in skipped:
-        jobs[job_key(path, project_root)] = entry(digest.inputs([path], project_root), None, {}, [])
+        shas = (skipped_shas or {}).get(path) or digest.inputs([path], project_root)
+        jobs[job_key(path, project_root)] = entry(shas, None, {}, [])
     for ws in workspaces:
         if ws.env or ws.directory not in record_shas:
             continue

@@ -146,7 +146,7 @@ def generate(ctx: Context, paths: tuple[str, ...], config: str | None, out: str 
                 if mode is WriteBack.YES:
                     apply(result)
                     jobs = cache.build(rendered.workspaces, rendered.cached, rendered.skipped, project.root,
-                                       result.record_shas)
+                                       result.record_shas, rendered.skipped_shas)
                     seen = cache.signatures(jobs, rendered.digest, project.root, output_dir) if rendered.digest else {}
                     cache.save(output_dir, project.path, jobs, seen)
             finally:

@@ -25,7 +25,14 @@ from dativo_ingest.rendered import Output
 PARALLEL_MIN_JOBS = 100
 
 
-Outcome = Union[Output, None, list[DativoTfError]]
+@dataclass(frozen=True)
+class Skipped:
+    """A job without an infrastructure block, with its file's sha256 as rendering read it (for the cache)."""
+
+    input_shas: dict[str, str | None] | None
+
+
+Outcome = Union[Output, Skipped, list[DativoTfError]]
 
 
 @dataclass
@@ -35,6 +42,7 @@ class Rendered:
     workspaces: list[Output] = field(default_factory=list)
     cached: list[cache.CachedJob] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)  # rendered jobs without an infrastructure block
+    skipped_shas: dict[Path, dict] = field(default_factory=dict)  # their sha256 as read (see `Skipped`)
     errors: list[DativoTfError] = field(default_factory=list)
     warnings: list[DativoTfError] = field(default_factory=list)
     stage: Path | None = None  # where new workspaces were staged; the caller removes it (writer.discard_stage)
@@ -119,8 +127,10 @@ def _render_and_collect(result: Rendered, project: ProjectSettings, to_render: l
                 if err.path is None or err.path == str(path):
                     err.path = display
                 result.errors.append(err)
-        elif outcome is None:
+        elif isinstance(outcome, Skipped):
             result.skipped.append(path)
+            if outcome.input_shas is not None:
+                result.skipped_shas[path] = outcome.input_shas
         else:
             result.workspaces.append(outcome)
             result.warnings.extend(outcome.warnings)
@@ -142,14 +152,14 @@ def _render_one(project: ProjectSettings, path: Path, stage: Stage | None = None
         return exc.errors
     except DativoTfError as exc:
         return [exc]
-    if ws is None:
-        return None
+    digests = _digests or cache.Digests()
+    read = {path: job.read_as} if job.read_as else None
+    if ws is None:  # hashed as read: a block saved since is not recorded as skipped
+        return Skipped(digests.inputs([path], project.root, resolved=(path,), read=read))
     files = {name: text.encode("utf-8") for name, text in ws.files.items()}
     output = Output(ws.job.relative_path, ws.directory.as_posix(), files, ws.inputs, ws.env, ws.warnings)
     if not ws.env:  # the cache never records a job whose paths use ${VAR}
-        digests = _digests or cache.Digests()
-        output.input_shas = digests.inputs(ws.inputs + ws.watched, project.root, resolved=(path,),
-                                           read={path: job.read_as} if job.read_as else None)
+        output.input_shas = digests.inputs(ws.inputs + ws.watched, project.root, resolved=(path,), read=read)
     if stage is not None:
         from dativo_ingest.writer import stage_workspace
 
