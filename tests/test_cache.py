@@ -432,3 +432,54 @@ def test_a_job_without_infrastructure_edited_while_it_renders_is_rendered_by_the
     assert "jobs/acme/legacy_no_infra.yaml" in rendered_jobs(repo)
     run(repo, monkeypatch)
     assert (repo / "workspaces/acme/production/legacy_no_infra/main.tf").is_file()
+
+
+AWS_CSV_JOB = "jobs/production_tenant/csv_employee_to_iceberg_with_infrastructure_aws.yaml"
+AWS_CSV_OUTPUTS = "workspaces/production_tenant/production/csv_employee_to_iceberg_with_infrastructure_aws/outputs.tf"
+
+
+def _linked_module(repo: Path, link: str) -> None:
+    """The AWS module as `link` sets it up: its main.tf a symlink to a shared file, or the folder a symlink to v1."""
+    module = repo / "modules/dativo-etl-job"
+    if link == "file":
+        (repo / "modules/shared").mkdir()
+        (module / "main.tf").rename(repo / "modules/shared/main.tf")
+        (module / "main.tf").symlink_to("../shared/main.tf")
+    else:
+        module.rename(repo / "modules/v1")
+        shutil.copytree(repo / "modules/v1", repo / "modules/v2")
+        with (repo / "modules/v2/main.tf").open("a") as fh:
+            fh.write('\noutput "from_v2" {\n  value = 2\n}\n')
+        module.symlink_to("v1", target_is_directory=True)
+
+
+@pytest.mark.parametrize("link", ["file", "folder"])
+def test_a_module_changed_through_a_symlink_re_renders_the_jobs_that_use_it(link, tmp_path, monkeypatch):
+    repo = tmp_path / "repo"
+    shutil.copytree(EXAMPLES, repo, ignore=shutil.ignore_patterns("workspaces", ".terraform"))
+    _linked_module(repo, link)
+    run(repo, monkeypatch)
+    assert rendered_jobs(repo) == set()
+    if link == "file":  # an edit of the shared file the link points to
+        with (repo / "modules/shared/main.tf").open("a") as fh:
+            fh.write('\noutput "shared_b" {\n  value = 1\n}\n')
+        new_output = "shared_b"
+    else:  # the folder link pointed at another version
+        (repo / "modules/dativo-etl-job").unlink()
+        (repo / "modules/dativo-etl-job").symlink_to("v2", target_is_directory=True)
+        new_output = "from_v2"
+    assert rendered_jobs(repo) == {AWS_CSV_JOB}
+    run(repo, monkeypatch)
+    assert f'output "{new_output}"' in (repo / AWS_CSV_OUTPUTS).read_text()
+    assert rendered_jobs(repo) == set()
+
+
+def test_a_module_file_named_like_a_pattern_is_a_file_like_any_other(tmp_path, monkeypatch):
+    repo = tmp_path / "repo"
+    shutil.copytree(EXAMPLES, repo, ignore=shutil.ignore_patterns("workspaces", ".terraform"))
+    (repo / "modules/dativo-etl-job/*.tf").write_text('output "starred" {\n  value = 1\n}\n')
+    run(repo, monkeypatch)
+    assert 'output "starred"' in (repo / AWS_CSV_OUTPUTS).read_text()
+    assert rendered_jobs(repo) == set()
+    (repo / "modules/dativo-etl-job/*.tf").write_text('output "starred_again" {\n  value = 1\n}\n')
+    assert rendered_jobs(repo) == {AWS_CSV_JOB}

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import os
+import resource
+import threading
 import time
 
 import pytest
@@ -111,3 +114,66 @@ def test_a_run_that_ends_before_rendering_stops_the_child(env, examples_copy, mo
         render_all(project, workers=2)
     assert len(forked) == 1 and _gone(forked[0])
     assert env.bytecode_cache.pending is None and env.compiled_here == []
+
+
+def _open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else -1
+
+
+def test_a_process_with_other_threads_compiles_its_templates_itself(env):
+    """A fork copies locks another thread may hold (the child would wait for them forever): an application
+    that calls the API from a threaded host gets no child."""
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        templating.compile_aside()
+        assert env.bytecode_cache.pending is None
+        env.get_template("workspace/versions.tf.j2")
+        assert env.compiled_here == ["workspace/versions.tf.j2"]
+    finally:
+        stop.set()
+        other.join()
+
+
+def test_a_fork_that_fails_leaves_no_descriptor_open_and_the_templates_are_compiled_here(env, monkeypatch):
+    def no_fork():
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    before = _open_descriptors()
+    monkeypatch.setattr(templating.os, "fork", no_fork)
+    templating.compile_aside()
+    assert env.bytecode_cache.pending is None and _open_descriptors() == before
+    env.get_template("workspace/versions.tf.j2")
+    assert env.compiled_here == ["workspace/versions.tf.j2"]
+
+
+def test_a_pipe_numbered_above_1024_is_read_like_any_other(env):
+    """select() cannot wait on descriptor 1024 or above: a long-running host may hold that many."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.skip(f"this machine allows only {hard} open files")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    held = []
+    try:
+        while not held or held[-1] < 1030:
+            held.append(os.open(os.devnull, os.O_RDONLY))
+        templating.compile_aside()
+        assert env.bytecode_cache.pending[1] > 1024
+        env.get_template("workspace/versions.tf.j2")
+        assert env.compiled_here == []
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_an_application_that_froze_its_objects_keeps_them_frozen(env, examples_copy):
+    project = ProjectSettings.load(examples_copy / "dativo-tf.yaml")
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        render_all(project, workers=2)
+        assert gc.get_freeze_count() >= frozen > 0
+    finally:
+        gc.unfreeze()

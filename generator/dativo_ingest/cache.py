@@ -163,7 +163,7 @@ def entry(job_inputs: dict[str, str], directory: str | None, files: dict[str, st
 
 
 _RECORD_SUFFIX = "/" + RECORD
-# An input named `<folder>/*.tf` stands for every `*.tf` file in the folder (a local module: see render.Workspace)
+# An input named `<folder>/*.tf` is a local module as a whole, checked by `modules.digest` (see render.Workspace)
 TF_FILES = "/*.tf"
 
 
@@ -188,10 +188,11 @@ class Digests:
         self.signatures: dict[str, list] = {}  # [size, mtime_ns, ctime_ns, inode, sha256] of settled files seen
 
     def inputs(self, paths: list[Path], root: Path, resolved: tuple[Path, ...] = (),
-               read: dict[Path, tuple[str, os.stat_result, bool]] | None = None) -> dict[str, str | None]:
+               read: dict[Path, tuple[str | None, os.stat_result | None, bool]] | None = None) -> dict[str, str | None]:
         """A job's input files as the cache names them (relative to the root) with their sha256. Paths in
-        `resolved` are resolved already; the others (the shared asset and settings) are resolved once.
-        `read`: (sha256, status, whether a symlink) of files as rendering read them (`yamlsource.read_text`)."""
+        `resolved` are resolved already (or, as a module's `<folder>/*.tf`, named as written); the others (the
+        shared asset and settings) are resolved once. `read`: (sha256, status, whether a symlink) of files as
+        rendering read them (`yamlsource.read_text`), or a module's digest as `modules.read` took it."""
         for path, (digest, info, link) in (read or {}).items():
             self._seen(path.as_posix(), None if link else digest, None if link else info)
         out: dict[str, str | None] = {}
@@ -204,7 +205,9 @@ class Digests:
 
     def __call__(self, path: str) -> str | None:
         if path not in self._known and path.endswith(TF_FILES):
-            self._known[path] = self._tf_files(path[:-len(TF_FILES)])
+            from dativo_ingest import modules
+
+            self._known[path] = modules.digest(path[:-len(TF_FILES)])
         if path not in self._known:
             digest = self._unchanged(path)
             if digest is None:
@@ -220,15 +223,6 @@ class Digests:
                     return self._known[path]
             self._known[path] = digest
         return self._known[path]
-
-    def _tf_files(self, folder: str) -> str | None:
-        """One sha256 over the names and bytes of the folder's `*.tf` files: adding, removing or editing one
-        changes it. None when the folder cannot be listed."""
-        try:
-            names = sorted(name for name in os.listdir(folder) if name.endswith(".tf"))
-        except OSError:
-            return None
-        return sha256("".join(f"{name}\0{self(f'{folder}/{name}')}\n" for name in names).encode())
 
     def _seen(self, path: str, digest: str | None, info: os.stat_result | None) -> None:
         """The file at `path` read with this sha256 and status (None: a symlink or not a regular file)."""
@@ -289,9 +283,7 @@ def signatures(jobs: dict, digest: Digests, project_root: Path, output_dir: Path
             named.update(name if name.startswith("/") else f"{root}/{name}" for name in inputs)
         if isinstance(directory, str) and isinstance(files, dict):
             named.update(f"{out}/{directory}/{name}" for name in files)
-    folders = {name[:-len(TF_FILES)] for name in named if name.endswith(TF_FILES)}
-    return {path: sig for path, sig in digest.signatures.items()
-            if path in named or (path.endswith(".tf") and os.path.dirname(path) in folders)}
+    return {path: sig for path, sig in digest.signatures.items() if path in named}
 
 
 def build(workspaces: list, cached: list[CachedJob], skipped: list[Path], project_root: Path,

@@ -1,10 +1,16 @@
 """What a local Terraform module declares: the names of its outputs, and which are sensitive. Module mode
 re-exports each non-sensitive output of a local module on its own (registry and remote modules are unknown
-until `terraform init`, so they are only reachable through the aggregate `module` output)."""
+until `terraform init`, so they are only reachable through the aggregate `module` output).
+
+The render cache checks a module as one input (`digest`): its real path and its `*.tf` files, read through
+symlinks, as `read` parsed them."""
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
+import stat
 from pathlib import Path
 
 from dativo_ingest import paths
@@ -13,18 +19,65 @@ _OUTPUT = re.compile(r'^output\s+"([A-Za-z_][A-Za-z0-9_-]*)"\s*\{(.*?)^\}', re.M
 _SENSITIVE = re.compile(r"^\s*sensitive\s*=\s*true\s*$", re.M)
 
 
-def outputs(folder: Path) -> list[str]:
-    """The non-sensitive outputs of the module in `folder`, sorted; [] when it is not a local folder.
-    Read once per run (`paths.run_memo`): every job of a run that uses the module gets the same list."""
-    memo = paths.run_memo("module outputs")
-    if memo is not None and folder in memo:
-        return list(memo[folder])
-    names = set()
-    if folder.is_dir():
-        for path in sorted(folder.glob("*.tf")):
-            for match in _OUTPUT.finditer(path.read_text(encoding="utf-8", errors="replace")):
+def read(folder: Path) -> tuple[list[str], str | None]:
+    """(the non-sensitive outputs of the module in `folder`, sorted: [] when it is not a local folder; the
+    `digest` of the very files they were read from). Read once per run (`paths.run_memo`): every job of a
+    run that uses the module gets the same outputs and digest."""
+    memo = paths.run_memo("modules")
+    key = os.fspath(folder)
+    found = memo.get(key) if memo is not None else None
+    if found is None:
+        files = _tf_files(key)
+        names = set()
+        for data in (files or {}).values():
+            for match in _OUTPUT.finditer((data or b"").decode("utf-8", errors="replace")):
                 if not _SENSITIVE.search(match.group(2)):
                     names.add(match.group(1))
-    if memo is not None:
-        memo[folder] = tuple(sorted(names))
-    return sorted(names)
+        found = (tuple(sorted(names)), _digest(key, files))
+        if memo is not None:
+            memo[key] = found
+    return list(found[0]), found[1]
+
+
+def digest(folder: str) -> str | None:
+    """One sha256 over the folder's real path and its `*.tf` files' names and bytes, read through symlinks:
+    pointing a link elsewhere, or adding, removing or editing a file, changes it. None when it is no folder."""
+    return _digest(folder, _tf_files(folder))
+
+
+def _tf_files(folder: str) -> dict[str, bytes | None] | None:
+    """{name: bytes (None when not a readable regular file)} of the folder's `*.tf` files, or None."""
+    try:
+        names = sorted(name for name in os.listdir(folder) if name.endswith(".tf"))
+    except OSError:
+        return None
+    return {name: _read_through(os.path.join(folder, name)) for name in names}
+
+
+def _read_through(path: str) -> bytes | None:
+    """A regular file's bytes, through symlinks (a FIFO or folder named `x.tf` is not waited on or read)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def _digest(folder: str, files: dict[str, bytes | None] | None) -> str | None:
+    if files is None:
+        return None
+    summary = hashlib.sha256(os.fsencode(os.path.realpath(folder)) + b"\0")
+    for name, data in files.items():
+        content = hashlib.sha256(data).digest() if data is not None else b"-"
+        summary.update(os.fsencode(name) + b"\0" + content + b"\n")
+    return summary.hexdigest()

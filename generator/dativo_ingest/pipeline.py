@@ -153,13 +153,16 @@ def _render_one(project: ProjectSettings, path: Path, stage: Stage | None = None
     except DativoTfError as exc:
         return [exc]
     digests = _digests or cache.Digests()
-    read = {path: job.read_as} if job.read_as else None
+    read = {path: job.read_as} if job.read_as else {}
     if ws is None:  # hashed as read: a block saved since is not recorded as skipped
         return Skipped(digests.inputs([path], project.root, resolved=(path,), read=read))
     files = {name: text.encode("utf-8") for name, text in ws.files.items()}
     output = Output(ws.job.relative_path, ws.directory.as_posix(), files, ws.inputs, ws.env, ws.warnings)
     if not ws.env:  # the cache never records a job whose paths use ${VAR}
-        output.input_shas = digests.inputs(ws.inputs + ws.watched, project.root, resolved=(path,), read=read)
+        # a module as rendering read it; named by its folder as written, so a re-pointed link shows
+        read.update({pattern: (digest, None, False) for pattern, digest in ws.watched.items()})
+        output.input_shas = digests.inputs(ws.inputs + list(ws.watched), project.root,
+                                           resolved=(path, *ws.watched), read=read)
     if stage is not None:
         from dativo_ingest.writer import stage_workspace
 
@@ -186,6 +189,7 @@ def _render_many(project: ProjectSettings, paths: list[Path], workers: int, stag
         finally:
             _digests = None
     _worker_args = (project, stage)
+    freezing = False
     try:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
@@ -197,13 +201,16 @@ def _render_many(project: ProjectSettings, paths: list[Path], workers: int, stag
         for name in workspace_templates(env):
             env.get_template(name)
         # what is loaded now lasts the whole run: the workers' garbage collections skip it (and so leave the
-        # memory pages they share with this process unwritten)
-        gc.freeze()
+        # memory pages they share with this process unwritten); an application that froze its own is left be
+        if gc.get_freeze_count() == 0:
+            freezing = True
+            gc.freeze()
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
                                  initializer=_worker_started, initargs=(os.getpid(),)) as pool:
             return list(pool.map(_render_in_worker, paths, chunksize=max(1, len(paths) // (workers * 8))))
     finally:
-        gc.unfreeze()
+        if freezing:
+            gc.unfreeze()
         _worker_args = None
         _digests = None
 

@@ -40,8 +40,9 @@ class Workspace:
     tags: dict[str, Tag] = field(default_factory=dict)
     variables: dict[str, Any] = field(default_factory=dict)
     env: list[str] = field(default_factory=list)  # environment variables its paths use
-    # what the cache also checks: `<folder>/*.tf` of a local module, whose outputs module mode re-exports
-    watched: list[Path] = field(default_factory=list)
+    # what the cache also checks: `<folder>/*.tf` of a local module, whose outputs module mode re-exports,
+    # with the digest of the files they were read from (`modules.read`)
+    watched: dict[Path, str | None] = field(default_factory=dict)
 
 
 def _safe_part(job: JobConfig, value: str, what: str, *loc: str) -> str:
@@ -214,7 +215,8 @@ def prepare_job(job: JobConfig, project: ProjectSettings, asset: AssetDefinition
     warnings = [w for w in warnings if w.code not in infra.silence]  # the causes this job silences
     mode = "module" if ctx["module"] else f"{cloud}/{runtime.compute_type}"
     inputs = [job.path] + ([asset.path] if asset else []) + ([project.path] if project.path else [])
-    watched = [Path(ctx["module"]["folder"], "*.tf")] if ctx["module"] and ctx["module"]["folder"] else []
+    module = ctx["module"]
+    watched = {Path(module["folder"], "*.tf"): module["digest"]} if module and module["folder"] else {}
     return Prepared(
         Workspace(job, directory, {}, inputs, warnings, tags, variables, job.env_refs(), watched),
         ctx,
@@ -351,9 +353,10 @@ def _context(job, settings, project, directory, runtime, refs, schedule, variabl
         # module mode outputs each resource_ref and each non-sensitive output of a local module on its own
         # a local folder unless a registry address (versioned) or a remote source (module_source checked it)
         folder = None if versioned or _REMOTE_SOURCE.search(tf.module_path) else job.project_root / tf.module_path
+        outputs, digest = modules.read(folder) if folder else ([], None)
         module = {"source": source, "version": version,
                   "ref_outputs": [k for k in sorted(tf.resource_refs) if hcl.is_identifier(k)],
-                  "outputs": modules.outputs(folder) if folder else [], "folder": str(folder) if folder else None}
+                  "outputs": outputs, "folder": str(folder) if folder else None, "digest": digest}
         if infra.secrets:
             warnings.append(warning(job.error(
                 "secrets are not passed to the module (module mode passes the seed's five variables and "

@@ -12,6 +12,7 @@ import marshal
 import os
 import select
 import signal
+import sys
 from functools import lru_cache
 from importlib.resources import files
 
@@ -45,8 +46,10 @@ class HandedOver(jinja2.BytecodeCache):
         pid, fd = self.pending
         self.pending = None
         chunks = []
-        try:  # a child that does not answer in time (a lock a thread held when it was forked) is stopped
-            while select.select([fd], [], [], _PATIENCE_SECONDS)[0] and (chunk := os.read(fd, 1 << 20)):
+        waiting = select.poll()  # (not select(): it cannot wait on a descriptor numbered 1024 or more)
+        waiting.register(fd, select.POLLIN)
+        try:  # a child that does not answer in time is stopped
+            while waiting.poll(_PATIENCE_SECONDS * 1000) and (chunk := os.read(fd, 1 << 20)):
                 chunks.append(chunk)
         finally:
             _stop(pid, fd)
@@ -91,16 +94,23 @@ def workspace_templates(env: jinja2.Environment) -> list[str]:
 
 def compile_aside() -> None:
     """Compile every workspace template in a forked child; `environment()` takes the code when first asked for
-    a template. Call it only where fork is available."""
+    a template. Call it only where fork is available. A process running other threads compiles them itself:
+    a fork copies the locks those threads hold, and the child could wait for one forever."""
     from dativo_ingest.writer import release_inherited_locks  # imported here: the child imports nothing
 
     env = environment()
     cache = env.bytecode_cache
     assert isinstance(cache, HandedOver)
-    if cache.pending is not None or cache.code:
+    threading = sys.modules.get("threading")
+    if cache.pending is not None or cache.code or (threading is not None and threading.active_count() > 1):
         return
     read, write = os.pipe()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:  # no process to spare: the templates compile here
+        os.close(read)
+        os.close(write)
+        return
     if pid:
         os.close(write)
         cache.pending = (pid, read)
@@ -108,6 +118,9 @@ def compile_aside() -> None:
     status = 1
     try:  # the child: compile, send, and exit without running any of the parent's exit handlers
         os.close(read)
+        quiet = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):  # nothing to say; and holding the parent's output open would keep a reader waiting
+            os.dup2(quiet, fd)
         release_inherited_locks()  # a child outliving a killed parent must not keep the output folder locked
         for name in workspace_templates(env):
             env.get_template(name)
