@@ -483,3 +483,31 @@ def test_a_module_file_named_like_a_pattern_is_a_file_like_any_other(tmp_path, m
     assert rendered_jobs(repo) == set()
     (repo / "modules/dativo-etl-job/*.tf").write_text('output "starred_again" {\n  value = 1\n}\n')
     assert rendered_jobs(repo) == {AWS_CSV_JOB}
+
+
+def test_a_module_link_re_pointed_while_a_run_reads_it_is_rendered_again_by_the_next_run(tmp_path, monkeypatch):
+    """The module block's source, the outputs it re-exports and what the cache records all come from the one
+    folder the link named when the run resolved it."""
+    from dativo_ingest import modules
+
+    repo = tmp_path / "repo"
+    shutil.copytree(EXAMPLES, repo, ignore=shutil.ignore_patterns("workspaces", ".terraform"))
+    _linked_module(repo, "folder")
+    link = repo / "modules/dativo-etl-job"
+    real = modules.read
+
+    def read(folder):
+        if link.resolve().name == "v1":  # re-pointed just after the run resolved it
+            link.unlink()
+            link.symlink_to("v2", target_is_directory=True)
+        return real(folder)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(modules, "read", read)
+        run(repo, monkeypatch, "-j", "1")
+    workspace = repo / AWS_CSV_OUTPUTS.rpartition("/")[0]
+    assert "modules/v1" in (workspace / "main.tf").read_text()
+    assert "from_v2" not in (workspace / "outputs.tf").read_text()  # v1's outputs, as its source says
+    assert rendered_jobs(repo) == {AWS_CSV_JOB}
+    run(repo, monkeypatch)
+    assert "modules/v2" in (workspace / "main.tf").read_text() and "from_v2" in (workspace / "outputs.tf").read_text()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import gc
 import os
 import resource
+import subprocess
+import sys
 import threading
 import time
 
@@ -177,3 +179,17 @@ def test_an_application_that_froze_its_objects_keeps_them_frozen(env, examples_c
         assert gc.get_freeze_count() >= frozen > 0
     finally:
         gc.unfreeze()
+
+
+def test_a_parent_run_with_its_standard_streams_closed_still_gets_the_compiled_code(tmp_path):
+    """With descriptors 0-2 closed the pipe takes their numbers: the child must not point it at /dev/null."""
+    report = tmp_path / "report.txt"
+    script = (
+        "import sys\nfrom dativo_ingest import templating\n"
+        "env = templating.environment()\ntemplating.compile_aside()\n"
+        "pipe = env.bytecode_cache.pending[1]\nenv.get_template('workspace/versions.tf.j2')\n"
+        f"open({str(report)!r}, 'w').write(f'{{pipe}} {{len(env.bytecode_cache.code)}}')\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, preexec_fn=lambda: (os.close(1), os.close(2)))
+    pipe, handed_over = map(int, report.read_text().split())
+    assert pipe <= 2 and handed_over == len(templating.workspace_templates(templating.environment()))

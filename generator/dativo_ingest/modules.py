@@ -19,12 +19,12 @@ _OUTPUT = re.compile(r'^output\s+"([A-Za-z_][A-Za-z0-9_-]*)"\s*\{(.*?)^\}', re.M
 _SENSITIVE = re.compile(r"^\s*sensitive\s*=\s*true\s*$", re.M)
 
 
-def read(folder: Path) -> tuple[list[str], str | None]:
-    """(the non-sensitive outputs of the module in `folder`, sorted: [] when it is not a local folder; the
-    `digest` of the very files they were read from). Read once per run (`paths.run_memo`): every job of a
-    run that uses the module gets the same outputs and digest."""
+def read(real: Path) -> tuple[list[str], str | None]:
+    """(the non-sensitive outputs of the module in the folder `real` (symlinks resolved), sorted; the `digest`
+    of the very files they were read from). Read once per run (`paths.run_memo`): every job of a run that uses
+    the module gets the same outputs and digest."""
     memo = paths.run_memo("modules")
-    key = os.fspath(folder)
+    key = os.fspath(real)
     found = memo.get(key) if memo is not None else None
     if found is None:
         files = _tf_files(key)
@@ -42,7 +42,8 @@ def read(folder: Path) -> tuple[list[str], str | None]:
 def digest(folder: str) -> str | None:
     """One sha256 over the folder's real path and its `*.tf` files' names and bytes, read through symlinks:
     pointing a link elsewhere, or adding, removing or editing a file, changes it. None when it is no folder."""
-    return _digest(folder, _tf_files(folder))
+    real = os.path.realpath(folder)  # resolved first, then read from: the path and the bytes belong together
+    return _digest(real, _tf_files(real))
 
 
 def _tf_files(folder: str) -> dict[str, bytes | None] | None:
@@ -73,10 +74,10 @@ def _read_through(path: str) -> bytes | None:
         os.close(fd)
 
 
-def _digest(folder: str, files: dict[str, bytes | None] | None) -> str | None:
+def _digest(real: str, files: dict[str, bytes | None] | None) -> str | None:
     if files is None:
         return None
-    summary = hashlib.sha256(os.fsencode(os.path.realpath(folder)) + b"\0")
+    summary = hashlib.sha256(os.fsencode(real) + b"\0")
     for name, data in files.items():
         content = hashlib.sha256(data).digest() if data is not None else b"-"
         summary.update(os.fsencode(name) + b"\0" + content + b"\n")

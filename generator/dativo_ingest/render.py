@@ -100,13 +100,14 @@ def _with_job(job: JobConfig, exc: InputError, *loc: str) -> InputError:
     return job.error(exc.message, *loc, cls=type(exc))
 
 
-def module_source(job: JobConfig, directory: PurePosixPath, output_dir: Path) -> tuple[str, bool]:
-    """(source for the module block, whether `version` applies). A folder that exists (relative to the
-    project root, or absolute) is local and written relative to the workspace in `output_dir`, the output
-    folder actually used; a registry address keeps its version; a local path that does not exist is an error."""
+def module_source(job: JobConfig, directory: PurePosixPath, output_dir: Path) -> tuple[str, bool, Path | None]:
+    """(source for the module block, whether `version` applies, the real folder of a local module). A folder
+    that exists (relative to the project root, or absolute) is local and written relative to the workspace in
+    `output_dir`, the output folder actually used; a registry address keeps its version; a local path that
+    does not exist is an error."""
     raw = job.infrastructure.terraform.module_path
     if _REMOTE_SOURCE.search(raw):
-        return raw, False
+        return raw, False, None
     memo = paths.run_memo("module folders")  # (real path, whether a folder), once per run for each module
     known = memo.get((job.project_root, raw)) if memo is not None else None
     if known is None:
@@ -117,7 +118,7 @@ def module_source(job: JobConfig, directory: PurePosixPath, output_dir: Path) ->
     target, is_dir = known
     if not is_dir:
         if _REGISTRY_SOURCE.match(raw) and not raw.startswith((".", "/")):
-            return raw, True
+            return raw, True, None
         paths.require_inside(job, raw, "infrastructure", "terraform", "module_path")
         raise job.error(
             f"module folder {raw!r} does not exist (looked for {target}); allowed: a folder relative to the "
@@ -126,10 +127,10 @@ def module_source(job: JobConfig, directory: PurePosixPath, output_dir: Path) ->
         )
     paths.require_inside(job, raw, "infrastructure", "terraform", "module_path")
     if raw.startswith("/"):
-        return raw, False
+        return raw, False, target
     workspace = paths.real(output_dir / directory)
     rel = Path(os.path.relpath(target, workspace)).as_posix()
-    return (rel if rel.startswith("../") else f"./{rel}"), False
+    return (rel if rel.startswith("../") else f"./{rel}"), False, target
 
 
 _FROM_JOB: Any = object()
@@ -342,7 +343,7 @@ def _context(job, settings, project, directory, runtime, refs, schedule, variabl
 
     module = None
     if tf.module_path:
-        source, versioned = module_source(job, directory, project.write_dir)
+        source, versioned, real = module_source(job, directory, project.write_dir)
         version = tf.module_version if versioned else None
         if tf.module_version and not versioned:
             warnings.append(warning(job.error(
@@ -350,13 +351,13 @@ def _context(job, settings, project, directory, runtime, refs, schedule, variabl
                 f"and {tf.module_path!r} is a local path or a remote URL (pin remote URLs with ?ref=)",
                 "infrastructure", "terraform", "module_version",
             ), "module_version"))
-        # module mode outputs each resource_ref and each non-sensitive output of a local module on its own
-        # a local folder unless a registry address (versioned) or a remote source (module_source checked it)
-        folder = None if versioned or _REMOTE_SOURCE.search(tf.module_path) else job.project_root / tf.module_path
-        outputs, digest = modules.read(folder) if folder else ([], None)
+        # module mode outputs each resource_ref and each non-sensitive output of a local module on its own,
+        # read from the very folder `source` names (the cache checks it under its path as written: `folder`)
+        outputs, digest = modules.read(real) if real else ([], None)
+        folder = str(job.project_root / tf.module_path) if real else None
         module = {"source": source, "version": version,
                   "ref_outputs": [k for k in sorted(tf.resource_refs) if hcl.is_identifier(k)],
-                  "outputs": outputs, "folder": str(folder) if folder else None, "digest": digest}
+                  "outputs": outputs, "folder": folder, "digest": digest}
         if infra.secrets:
             warnings.append(warning(job.error(
                 "secrets are not passed to the module (module mode passes the seed's five variables and "

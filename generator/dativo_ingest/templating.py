@@ -119,7 +119,9 @@ def compile_aside() -> None:
     try:  # the child: compile, send, and exit without running any of the parent's exit handlers
         os.close(read)
         quiet = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):  # nothing to say; and holding the parent's output open would keep a reader waiting
+        # nothing to say; and holding the parent's output open would keep a reader waiting (the pipe itself is
+        # one of them when the parent runs with its standard streams closed)
+        for fd in {0, 1, 2} - {write}:
             os.dup2(quiet, fd)
         release_inherited_locks()  # a child outliving a killed parent must not keep the output folder locked
         for name in workspace_templates(env):
