@@ -375,28 +375,33 @@ def test_files_changed_just_before_a_run_get_no_signature(tmp_path, monkeypatch)
     assert any("/workspaces/" in p for p in signatures) and any("/jobs/" in p for p in signatures)
 
 
+def _run_saving_after_read(repo: Path, monkeypatch, job: Path, edited: str) -> str:
+    """A serial run during which `edited` is saved to `job` just after the run read it."""
+    from dativo_ingest.config import JobConfig
+
+    real = JobConfig.from_yaml.__func__
+
+    def from_yaml(cls, path, *args, **kwargs):
+        loaded = real(cls, path, *args, **kwargs)
+        if Path(path).name == job.name:
+            job.write_text(edited)
+        return loaded
+
+    with monkeypatch.context() as patched:
+        patched.setattr(JobConfig, "from_yaml", classmethod(from_yaml))
+        return run(repo, monkeypatch, "-j", "1")
+
+
 def test_a_job_edited_while_it_renders_is_rendered_again_by_the_next_run(tmp_path, monkeypatch):
     """The cache records the sha256 of the bytes rendering parsed, not of a later read: an edit saved while a
     run renders the job is not mistaken for what that run rendered."""
-    from dativo_ingest.config import JobConfig
-
     repo = fresh_copy(tmp_path, "repo", monkeypatch)
     job = repo / "jobs/acme/orders_lambda.yaml"
     text = job.read_text()
     assert "timeout_seconds: 600" in text
     edited = text.replace("timeout_seconds: 600", "timeout_seconds: 700")
-    real = JobConfig.from_yaml.__func__
-
-    def from_yaml(cls, path, *args, **kwargs):
-        loaded = real(cls, path, *args, **kwargs)
-        if Path(path).name == job.name:  # saved just after the run read it
-            job.write_text(edited)
-        return loaded
-
     job.write_text(text.replace("timeout_seconds: 600", "timeout_seconds: 650"))
-    with monkeypatch.context() as patched:
-        patched.setattr(JobConfig, "from_yaml", classmethod(from_yaml))
-        run(repo, monkeypatch, "-j", "1")
+    _run_saving_after_read(repo, monkeypatch, job, edited)
     tfvars = (repo / "workspaces/acme/staging/orders_lambda/terraform.tfvars").read_text()
     assert "650" in tfvars  # what the run read
     assert "jobs/acme/orders_lambda.yaml" in rendered_jobs(repo)
@@ -407,8 +412,6 @@ def test_a_job_edited_while_it_renders_is_rendered_again_by_the_next_run(tmp_pat
 def test_a_job_without_infrastructure_edited_while_it_renders_is_rendered_by_the_next_run(tmp_path, monkeypatch):
     """As for a rendered job: the cache records a skipped job with the bytes the run parsed. An infrastructure
     block saved while the run reads the job must not be recorded as skipped, or no run would render it."""
-    from dativo_ingest.config import JobConfig
-
     repo = fresh_copy(tmp_path, "repo", monkeypatch)
     job = repo / "jobs/acme/legacy_no_infra.yaml"
     text = job.read_text()
@@ -416,18 +419,8 @@ def test_a_job_without_infrastructure_edited_while_it_renders_is_rendered_by_the
                               "runtime_environment: {compute_type: lambda}, terraform: {resource_refs: "
                               "{execution_role_arn: \"arn:aws:iam::123456789012:role/etl\"}}}", 1)
     assert with_infra != text
-    real = JobConfig.from_yaml.__func__
-
-    def from_yaml(cls, path, *args, **kwargs):
-        loaded = real(cls, path, *args, **kwargs)
-        if Path(path).name == job.name:  # saved just after the run read it
-            job.write_text(with_infra)
-        return loaded
-
     job.write_text(text + "# touched\n")
-    with monkeypatch.context() as patched:
-        patched.setattr(JobConfig, "from_yaml", classmethod(from_yaml))
-        output = run(repo, monkeypatch, "-j", "1")
+    output = _run_saving_after_read(repo, monkeypatch, job, with_infra)
     assert "skipped jobs/acme/legacy_no_infra.yaml" in output  # what the run read
     assert "jobs/acme/legacy_no_infra.yaml" in rendered_jobs(repo)
     run(repo, monkeypatch)
