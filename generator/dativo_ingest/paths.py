@@ -34,8 +34,6 @@ OUTSIDE_HINT = ("allowed: paths inside the project, or inside a folder listed in
                 "in dativo-tf.yaml")
 
 _allowed: dict[Path, tuple[Path, ...]] = {}  # project root -> folders outside it that paths may point into
-_real_folders: dict[str, Path] | None = None  # folder or file -> its real path, only within `resolving_once`
-_checked: dict[tuple[str, str, Path], tuple[Path, str | None]] | None = None  # `inside`, within `resolving_once`
 _run_memos: dict[str, dict] | None = None  # `run_memo`, within `resolving_once`
 
 
@@ -43,24 +41,24 @@ _run_memos: dict[str, dict] | None = None  # `run_memo`, within `resolving_once`
 def resolving_once() -> Iterator[None]:
     """Within a run, each folder's and file's real path is looked up once: a thousand jobs share a few folders
     and files, and resolving walks every component with a system call. A new run sees symlinks changed since."""
-    global _real_folders, _checked, _run_memos
-    previous, _real_folders, _checked, _run_memos = (_real_folders, _checked, _run_memos), {}, {}, {}
+    global _run_memos
+    previous, _run_memos = _run_memos, {}
     try:
         yield
     finally:
-        _real_folders, _checked, _run_memos = previous
+        _run_memos = previous
 
 
 def run_memo(name: str) -> dict | None:
     """A dict that lasts for the current run (see `resolving_once`), or None outside one: for what a thousand
-    jobs of one run share, such as a local module's folder and outputs."""
+    jobs of one run share, such as real paths, path checks, a local module's folder and outputs."""
     return None if _run_memos is None else _run_memos.setdefault(name, {})
 
 
 def real(path: Path, link: bool | None = None) -> Path:
     """`path.resolve()`, looked up once per run (see `resolving_once`). `link`: whether `path` is a
     symlink, when the caller knows it already (saves a system call)."""
-    memo = _real_folders
+    memo = run_memo("real paths")  # folder or file -> its real path
     text = os.fspath(path)
     folder, name = os.path.split(text)
     if memo is None or not os.path.isabs(text) or name in ("", ".", ".."):
@@ -115,7 +113,7 @@ def problem(raw: str, path: Path, root: Path) -> str | None:
 def inside(raw: str, expanded: str, root: Path) -> tuple[Path, str | None]:
     """(`root / expanded`, why it may not be used or None: see `problem`), within `resolving_once` once per run
     for each path: a thousand jobs name the same asset and connector files."""
-    memo = _checked
+    memo = run_memo("inside")  # (raw, expanded, root) -> (path, why not)
     known = memo.get((raw, expanded, root)) if memo is not None else None
     if known is None:
         path = root / expanded
