@@ -10,10 +10,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import stat
 from pathlib import Path
 
 from dativo_ingest import paths
+from dativo_ingest.reading import read_opened
 
 _OUTPUT = re.compile(r'^output\s+"([A-Za-z_][A-Za-z0-9_-]*)"\s*\{(.*?)^\}', re.M | re.S)
 _SENSITIVE = re.compile(r"^\s*sensitive\s*=\s*true\s*$", re.M)
@@ -58,20 +58,9 @@ def _tf_files(folder: str) -> dict[str, bytes | None] | None:
 def _read_through(path: str) -> bytes | None:
     """A regular file's bytes, through symlinks (a FIFO or folder named `x.tf` is not waited on or read)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        return read_opened(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC))[0]
     except OSError:
         return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        chunks = []
-        while chunk := os.read(fd, 1 << 20):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
 
 
 def _digest(real: str, files: dict[str, bytes | None] | None) -> str | None:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dativo_ingest.errors import ForbiddenPathError, InputError
+from dativo_ingest.reading import read_opened
 
 RECORD = ".dativo-tf.json"
 JOURNAL = ".dativo-tf-journal.json"
@@ -117,20 +118,11 @@ def read_regular_stat(path: str | Path, shown: str) -> tuple[bytes, os.stat_resu
             raise ForbiddenPathError("is a symlink where dativo-tf keeps a generated file; dativo-tf never "
                                      "follows symlinks in the output folder: remove it", path=shown) from None
         raise InputError(f"cannot read: {exc.strerror}", path=shown) from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
-            raise ForbiddenPathError(f"is {kind} where dativo-tf keeps a generated file; move it away", path=shown)
-        data = os.read(fd, info.st_size + 1)  # one read: asked for a byte more than fstat saw, got exactly it
-        if len(data) == info.st_size:
-            return data, info
-        chunks = [data]
-        while chunk := os.read(fd, 1 << 20):
-            chunks.append(chunk)
-        return b"".join(chunks), info
-    finally:
-        os.close(fd)
+    data, info = read_opened(fd)
+    if data is None:
+        kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+        raise ForbiddenPathError(f"is {kind} where dativo-tf keeps a generated file; move it away", path=shown)
+    return data, info
 
 
 def check_folder(path: Path, shown: str) -> bool:

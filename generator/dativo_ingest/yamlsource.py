@@ -9,7 +9,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import stat
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
@@ -17,6 +16,7 @@ from typing import Any, Sequence
 import yaml
 
 from dativo_ingest.errors import InputError
+from dativo_ingest.reading import read_opened
 
 try:
     from yaml import CSafeLoader as _BaseLoader
@@ -183,15 +183,9 @@ def read_text(path: Path, seen: list | None = None) -> str:
             if exc.errno != errno.ELOOP:
                 raise
             fd, link = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), True  # a symlink: read through it
-        try:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                raise InputError("not a regular file; allowed: regular files (or symlinks to them)", path=path)
-            data = os.read(fd, MAX_FILE_BYTES + 1)
-            while len(data) <= MAX_FILE_BYTES and (more := os.read(fd, MAX_FILE_BYTES + 1 - len(data))):
-                data += more
-        finally:
-            os.close(fd)
+        data, info = read_opened(fd, MAX_FILE_BYTES)
+        if data is None:
+            raise InputError("not a regular file; allowed: regular files (or symlinks to them)", path=path)
         if len(data) > MAX_FILE_BYTES:
             raise InputError(f"the file is larger than {MAX_FILE_BYTES} bytes; allowed: at most "
                              f"{MAX_FILE_BYTES} bytes (1 MiB)", path=path)
