@@ -5,9 +5,9 @@ It lives in the user's cache folder (`$DATIVO_TF_CACHE_DIR`, else `$XDG_CACHE_HO
 cache was written by this exact generator (version and a digest of its code and templates), and the job's
 inputs (job, asset and settings files; a local module in module mode) and every file of its workspace,
 ownership record included, still hash to what the cache says. Jobs whose paths use `${VAR}` are always
-rendered: nothing derived from an environment value is ever recorded. The cache only ever skips work: the bytes on disk decide drift. A file
-is not read again while its size, modification and change times and inode match the signature recorded
-when it was last read, as git's index does (see SETTLED_NS).
+rendered: nothing derived from an environment value is ever recorded. The cache only ever skips work: the
+bytes on disk decide drift. A file is not read again while its size, modification and change times and
+inode match the signature recorded when it was last read, as git's index does (see SETTLED_NS).
 """
 
 from __future__ import annotations
