@@ -336,6 +336,25 @@ def test_a_no_op_check_after_files_settled_reads_no_input_or_output_file(tmp_pat
     assert snapshot(repo / "workspaces") == before
 
 
+def test_a_no_op_check_after_files_settled_opens_no_ownership_record(tmp_path, monkeypatch):
+    """An up-to-date job's record is the one its cache entry describes (checked by sha256), so the plan takes
+    it from there instead of opening each record again; a record it does not describe is read as before."""
+    from dativo_ingest import records
+
+    repo = fresh_copy(tmp_path, "repo", monkeypatch)
+    _settled_run(repo, monkeypatch)
+    opened: list[str] = []
+    real = records.read_regular
+    monkeypatch.setattr(records, "read_regular", lambda path, shown: opened.append(str(path)) or real(path, shown))
+    output = run(repo, monkeypatch, "--check")
+    assert "would" not in output.replace("would be", "")
+    assert not [p for p in opened if p.endswith(records.RECORD)]
+    # a job the cache no longer shows up to date: its record is read (and the job rendered)
+    _edit(repo / "jobs/acme/orders_ecs.yaml", "memory_mb: 4096", "memory_mb: 8192")
+    run(repo, monkeypatch, "--check")
+    assert str(repo / "workspaces/acme/production/orders_ecs" / records.RECORD) in opened
+
+
 @pytest.mark.parametrize("what", ["workspace file", "job file"])
 def test_an_edit_that_keeps_size_and_modification_time_is_still_seen(what, tmp_path, monkeypatch):
     """The signature holds the change time, which no user can set back: an edit in place of a settled file

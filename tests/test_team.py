@@ -413,3 +413,29 @@ def test_an_ownership_record_is_the_json_it_always_was(seed):
         assert record.dumps() == (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
     good = Record("jobs/x.yaml", "../dativo-tf.yaml", "active", {"main.tf": "a" * 64})
     assert parse_record(good.dumps(), "x") == good
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_record_rebuilt_from_the_cache_is_the_record_read_from_disk(seed):
+    """An up-to-date job's record is rebuilt from its cache entry instead of read (`known_record`): only when
+    the bytes hash to the sha256 the entry names, and then the record is what parsing those bytes gives.
+    Fields no record dativo-tf writes could hold are refused, as parsing refuses them."""
+    import hashlib
+    import random
+
+    from dativo_ingest.errors import InputError
+    from dativo_ingest.records import GENERATED_NAMES, RECORD, Record, known_record, parse_record
+
+    rng = random.Random(seed)
+    names = sorted(GENERATED_NAMES) + [RECORD, "../x", "extra.tf"]
+    for _ in range(300):
+        job, settings = rng.choice(_RECORD_TEXT), rng.choice([None, *_RECORD_TEXT])
+        files = {rng.choice(names): rng.choice(["a" * 64, "0f" * 32, "A" * 64, "short"]) for _ in range(rng.randint(0, 6))}
+        raw = Record(job, settings, "active", files).dumps()
+        sha = hashlib.sha256(raw).hexdigest()
+        try:
+            parsed = parse_record(raw, "x")
+        except InputError:
+            parsed = None
+        assert known_record(job, settings, files, sha) == (None if parsed is None else (raw, parsed))
+        assert known_record(job, settings, files, "b" * 64) is None

@@ -13,6 +13,7 @@ Files are read without following symlinks, and only when they are regular files.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 import os
@@ -20,6 +21,7 @@ import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dativo_ingest.errors import ForbiddenPathError, InputError
 from dativo_ingest.reading import read_opened
@@ -81,20 +83,39 @@ def parse_record(raw: bytes, where: str) -> Record:
     if not isinstance(data, dict) or data.get("dativo_tf_record") != 1:
         raise bad("missing \"dativo_tf_record\": 1")
     job, settings, status, files = data.get("job"), data.get("settings"), data.get("status"), data.get("files")
+    why = _problem(job, settings, status, files)
+    if why:
+        raise bad(why)
+    return Record(job, settings, status, dict(files))
+
+
+def _problem(job: Any, settings: Any, status: Any, files: Any) -> str | None:
+    """Why these are not the fields of a record dativo-tf writes, or None."""
     if not isinstance(job, str) or not job or _CONTROL.search(job) or job.startswith("/") or ".." in job.split("/"):
-        raise bad("\"job\" must be a relative path without control characters")
+        return "\"job\" must be a relative path without control characters"
     if settings is not None and (not isinstance(settings, str) or _CONTROL.search(settings)):
-        raise bad("\"settings\" must be a path or null")
+        return "\"settings\" must be a path or null"
     if status not in STATUSES:
-        raise bad(f"\"status\" must be one of {', '.join(STATUSES)}")
+        return f"\"status\" must be one of {', '.join(STATUSES)}"
     if not isinstance(files, dict):
-        raise bad("\"files\" must be a mapping of file name to sha256")
+        return "\"files\" must be a mapping of file name to sha256"
     for name, digest in files.items():
         if name not in GENERATED_NAMES:
-            raise bad(f"{name!r} is not a file dativo-tf generates ({', '.join(sorted(GENERATED_NAMES))})")
+            return f"{name!r} is not a file dativo-tf generates ({', '.join(sorted(GENERATED_NAMES))})"
         if not isinstance(digest, str) or not _SHA.match(digest):
-            raise bad(f"the sha256 of {name!r} is not 64 hex digits")
-    return Record(job, settings, status, dict(files))
+            return f"the sha256 of {name!r} is not 64 hex digits"
+    return None
+
+
+def known_record(job: str, settings: str | None, files: dict[str, str], sha: str) -> tuple[bytes, Record] | None:
+    """(bytes, record) of the active record of `job` with these files, when those bytes hash to `sha`: a record
+    on disk known to hash to `sha` (an up-to-date job's, see `cache.split`) then holds exactly them, and need
+    not be read or parsed again. None when they do not, or would not be a valid record."""
+    if _problem(job, settings, "active", files):
+        return None
+    record = Record(job, settings, "active", dict(sorted(files.items())))
+    raw = record.dumps()
+    return (raw, record) if hashlib.sha256(raw).hexdigest() == sha else None
 
 
 # --- reading without following symlinks ---------------------------------------------------------------
@@ -152,10 +173,12 @@ def check_folders(root: Path, directory: str, prefix: str) -> bool:
     return all(check_folder(path, shown) for path, shown in folders_on_the_way(root, directory, prefix))
 
 
-def scan(root: Path, prefix: str, known: dict[str, bytes] | None = None) -> dict[str, tuple[Record, bytes]]:
+def scan(root: Path, prefix: str, known: dict[str, bytes | tuple[bytes, Record]] | None = None,
+         ) -> dict[str, tuple[Record, bytes]]:
     """Every workspace record under the output root: {tenant/env/job: (record, raw bytes)}.
     Symlinked folders are errors, not followed. `known`: records already read in this run, under the same
-    lock, by their path (`root/tenant/env/job/.dativo-tf.json`)."""
+    lock, by their path (`root/tenant/env/job/.dativo-tf.json`): their bytes, or (bytes, record) when the
+    record is known too (`known_record`)."""
     known = known or {}
     found: dict[str, tuple[Record, bytes]] = {}
 
@@ -182,6 +205,9 @@ def scan(root: Path, prefix: str, known: dict[str, bytes] | None = None) -> dict
         for env, epath, eshown in folders(tpath, tshown):
             for job, jpath, jshown in folders(epath, eshown):
                 raw = known.get(f"{jpath}/{RECORD}")
+                if type(raw) is tuple:
+                    found[f"{tenant}/{env}/{job}"] = (raw[1], raw[0])
+                    continue
                 if raw is None:
                     raw = read_regular(jpath / RECORD, jshown + RECORD)
                 if raw is not None:

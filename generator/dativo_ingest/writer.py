@@ -25,8 +25,8 @@ from dativo_ingest.errors import ForbiddenPathError, InputError
 from dativo_ingest.records import (
     GENERATED_NAMES, JOURNAL, LEGACY_MANIFEST, PROTECTED, RECORD, RETIRED_KEEPS, STAGE_MARKER, STAGE_PREFIX,
     TEMP_PREFIX, Record,
-    check_folder, check_folders, dump_journal, folders_on_the_way, load_journal, load_legacy_manifest,
-    read_regular, scan,
+    check_folder, check_folders, dump_journal, folders_on_the_way, known_record, load_journal,
+    load_legacy_manifest, read_regular, scan,
 )
 from dativo_ingest.rendered import Output
 
@@ -340,15 +340,23 @@ def plan(workspaces: list[Output], output_dir: Path, project_root: Path, *, job_
     configured output folder (default `output_dir`), which records name the settings file relative to.
     `keep_old` keeps the old bytes of changed files (for a diff). `retire_all` allows retiring more than
     half the workspaces. `stage`: this run's stage, where workers wrote new workspaces whole.
-    `records_read`: ownership records this run already read under the lock it holds now (see `scan`).
+    `records_read`: ownership records this run already read under the lock it holds now (see `scan`); a
+    `cached` job's record is rebuilt from its cache entry instead (`known_record`).
     """
     record_base = record_base or output_dir
     root = output_dir
     result = Plan(output_dir=output_dir, prefix=prefix)
     exists = root.is_dir()
-    records = {d: r for d, (r, _) in scan(root, prefix, records_read).items()} if exists else {}
-    journal = load_journal(root, prefix) if exists else {}
     mine = settings_id(settings_path, project_root, record_base)
+    known: dict[str, bytes | tuple[bytes, Record]] = dict(records_read or {})
+    for job in cached:  # an up-to-date job's record hashed to what its cache entry names: rebuilt, not re-parsed
+        files = job.files
+        if job.directory is not None and RECORD in files:
+            found = known_record(job.job, mine, {n: s for n, s in files.items() if n != RECORD}, files[RECORD])
+            if found is not None:
+                known[f"{root}/{job.directory}/{RECORD}"] = found
+    records = {d: r for d, (r, _) in scan(root, prefix, known).items()} if exists else {}
+    journal = load_journal(root, prefix) if exists else {}
     legacy = load_legacy_manifest(root, prefix, mine) if exists else {}
     result.legacy_manifest = exists and (root / LEGACY_MANIFEST).is_file()
     legacy = {d: r for d, r in legacy.items() if d not in records}
