@@ -383,15 +383,41 @@ def test_an_edit_that_keeps_size_and_modification_time_is_still_seen(what, tmp_p
 
 def test_files_changed_just_before_a_run_get_no_signature(tmp_path, monkeypatch):
     """Within one tick of the file system's clock a write can keep a file's times: a file whose change time
-    is less than SETTLED_NS before the run is never remembered by its signature."""
+    is less than the settling time before the run is never remembered by its signature."""
     repo = fresh_copy(tmp_path, "repo", monkeypatch)
-    run(repo, monkeypatch)  # the files were written a moment ago
+    files = [p for folder in ("jobs", "workspaces") for p in (repo / folder).rglob("*") if p.is_file()]
+    moment_later = min(p.lstat().st_ctime_ns for p in files) + cache.FINE_SETTLED_NS // 2
+    with monkeypatch.context() as m:  # the files were written a moment ago
+        m.setattr(cache.time, "time_ns", lambda: moment_later)
+        assert "error" not in run(repo, monkeypatch)
     project = ProjectSettings.load(repo / "dativo-tf.yaml")
     _, signatures = cache.load(project.output_dir, project.path)
     assert not [p for p in signatures if "/workspaces/" in p or "/jobs/" in p]
     _settled_run(repo, monkeypatch)
     _, signatures = cache.load(project.output_dir, project.path)
     assert any("/workspaces/" in p for p in signatures) and any("/jobs/" in p for p in signatures)
+
+
+@pytest.mark.parametrize("ctime_ns, read_after_ns, remembered", [
+    (1_700_000_000_123_456_789, 200_000_000, True),  # fine timestamps: settled a fraction of a second later
+    (1_700_000_000_123_456_789, 50_000_000, False),
+    (1_700_000_000_000_000_000, 200_000_000, False),  # whole seconds: perhaps a file system counting in seconds
+    (1_700_000_000_000_000_000, 1_900_000_000, False),
+    (1_700_000_000_000_000_000, 2_100_000_000, True),
+])
+def test_a_signature_waits_out_the_file_systems_timestamp_granularity(ctime_ns, read_after_ns, remembered,
+                                                                       tmp_path, monkeypatch):
+    """A change time with a sub-second part comes from a file system with fine timestamps (the kernel's clock
+    moves them every few milliseconds), so the file settles FINE_SETTLED_NS after it changed, and files written
+    by one run are read by signature on the next; a change time on a whole second may come from one that counts
+    in seconds (or two), so that file waits SETTLED_NS."""
+    from types import SimpleNamespace
+
+    monkeypatch.setattr(cache.time, "time_ns", lambda: ctime_ns + read_after_ns)
+    digests = cache.Digests()
+    info = SimpleNamespace(st_size=1, st_mtime_ns=ctime_ns, st_ctime_ns=ctime_ns, st_ino=7)
+    digests.inputs([], tmp_path, read={tmp_path / "a.yaml": ("0" * 64, info, False)})
+    assert (str(tmp_path / "a.yaml") in digests.signatures) is remembered
 
 
 def _run_saving_after_read(repo: Path, monkeypatch, job: Path, edited: str) -> str:

@@ -7,7 +7,7 @@ inputs (job, asset and settings files; a local module in module mode) and every 
 ownership record included, still hash to what the cache says. Jobs whose paths use `${VAR}` are always
 rendered: nothing derived from an environment value is ever recorded. The cache only ever skips work: the
 bytes on disk decide drift. A file is not read again while its size, modification and change times and
-inode match the signature recorded when it was last read, as git's index does (see SETTLED_NS).
+inode match the signature recorded when it was last read, as git's index does (see `_settled`).
 """
 
 from __future__ import annotations
@@ -168,10 +168,17 @@ TF_FILES = "/*.tf"
 
 
 # A file's sha256 is remembered under its (size, modification time, change time, inode), as git's index does,
-# once its change time is this much older than the moment it was read: any later write gives it a newer change
-# time (which, unlike the modification time, no user can set back), so an unchanged signature means unchanged
-# bytes. A file changed less than this before it was read is always read again.
+# once its change time is older than the moment it was read by more than the file system's timestamp
+# granularity: any later write gives it a newer change time (which, unlike the modification time, no user can
+# set back), so an unchanged signature means unchanged bytes. A file changed more recently is read again.
+# A change time with a sub-second part comes from a file system with fine timestamps, which the kernel's clock
+# moves every few milliseconds; one on a whole second may come from a file system counting in (two) seconds.
 SETTLED_NS = 2_000_000_000
+FINE_SETTLED_NS = 100_000_000
+
+
+def _settled(ctime_ns: int, now_ns: int) -> bool:
+    return ctime_ns < now_ns - (SETTLED_NS if ctime_ns % 1_000_000_000 == 0 else FINE_SETTLED_NS)
 
 
 class Digests:
@@ -227,7 +234,7 @@ class Digests:
     def _seen(self, path: str, digest: str | None, info: os.stat_result | None) -> None:
         """The file at `path` read with this sha256 and status (None: a symlink or not a regular file)."""
         self._known[path] = digest
-        if digest is not None and info is not None and info.st_ctime_ns < self._started - SETTLED_NS:
+        if digest is not None and info is not None and _settled(info.st_ctime_ns, self._started):
             self.signatures[path] = [info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, digest]
 
     def _unchanged(self, path: str) -> str | None:
