@@ -1,5 +1,6 @@
 """The `dativo-tf` entry point. `--version` and `--help` are answered here, without importing click or the
-commands, so they cost little more than starting the interpreter; everything else goes to `cli.main`."""
+commands, so they cost little more than starting the interpreter; everything else goes to `cli.main`, and the
+process ends as soon as its output is out (see `_end`)."""
 
 from __future__ import annotations
 
@@ -45,7 +46,27 @@ def main() -> int | None:
         return 0
     from dativo_ingest.cli import main as cli
 
-    return cli()
+    try:
+        return cli()
+    except SystemExit as done:
+        code = done.code
+    if code is None or isinstance(code, int):
+        _end(code or 0)
+    raise SystemExit(code)
+
+
+def _end(code: int) -> None:
+    """End the process once its output is out, skipping the interpreter's teardown: freeing a run's objects one
+    by one takes ~0.1 s at 1,000 jobs and helps no one. Each command has closed its files, stopped its child
+    processes and removed its temporary folders by now; only the standard streams may hold buffered output."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):  # a closed pipe, say: the interpreter's own exit reports it
+        raise SystemExit(code) from None
+    import os
+
+    os._exit(code)
 
 
 def _columns() -> int:
