@@ -336,6 +336,23 @@ def test_a_no_op_check_after_files_settled_reads_no_input_or_output_file(tmp_pat
     assert snapshot(repo / "workspaces") == before
 
 
+def test_a_no_op_writing_run_leaves_the_cache_file_as_it_was(tmp_path, monkeypatch):
+    """The pre-commit hook's run: when nothing changed, the cache it would write is the one it read, so the file
+    is not written again (encoding and writing megabytes of it cost ~0.05 s at 1,000 jobs); a change still
+    updates it."""
+    repo = fresh_copy(tmp_path, "repo", monkeypatch)
+    _settled_run(repo, monkeypatch)  # records the signatures: the cache is now what a no-op would write
+    project = ProjectSettings.load(repo / "dativo-tf.yaml")
+    path = cache.cache_file(project.output_dir, project.path)
+    before = path.stat()
+    _settled_run(repo, monkeypatch)
+    assert (path.stat().st_ino, path.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    _edit(repo / "jobs/acme/orders_ecs.yaml", "memory_mb: 4096", "memory_mb: 8192")
+    run(repo, monkeypatch)
+    assert path.stat().st_ino != before.st_ino
+    assert "jobs/acme/orders_ecs.yaml" not in rendered_jobs(repo)
+
+
 def test_a_no_op_check_after_files_settled_opens_no_ownership_record(tmp_path, monkeypatch):
     """An up-to-date job's record is the one its cache entry describes (checked by sha256), so the plan takes
     it from there instead of opening each record again; a record it does not describe is read as before."""

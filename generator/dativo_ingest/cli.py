@@ -148,7 +148,8 @@ def generate(ctx: Context, paths: tuple[str, ...], config: str | None, out: str 
                     jobs = cache.build(rendered.workspaces, rendered.cached, rendered.skipped, project.root,
                                        result.record_shas, rendered.skipped_shas)
                     seen = cache.signatures(jobs, rendered.digest, project.root, output_dir) if rendered.digest else {}
-                    cache.save(output_dir, project.path, jobs, seen)
+                    if (jobs, seen) != rendered.cache_read:  # a no-op leaves it as it read it
+                        cache.save(output_dir, project.path, jobs, seen)
             finally:
                 discard_stage(rendered.stage)
     except DativoTfError as exc:

@@ -48,6 +48,7 @@ class Rendered:
     stage: Path | None = None  # where new workspaces were staged; the caller removes it (writer.discard_stage)
     records_read: dict[str, bytes] = field(default_factory=dict)  # ownership records the cache check read
     digest: cache.Digests | None = None  # the hashes the cache check took (their signatures are saved)
+    cache_read: tuple[dict, dict] | None = None  # the cache's jobs and signatures as read (see `cache.load`)
 
     @property
     def workspace_count(self) -> int:
@@ -80,7 +81,7 @@ def render_all(project: ProjectSettings, paths: tuple[str, ...] | list[str] = ()
     to_render = job_paths
     # a journal means a run was interrupted half way: its folders may hold files the cache does not know
     if reuse is not None and not os.path.lexists(reuse / JOURNAL):
-        jobs, signatures = cache.load(reuse, project.path)
+        jobs, signatures = result.cache_read = cache.load(reuse, project.path)
         result.digest = cache.Digests(signatures)
         result.cached, to_render = cache.split(job_paths, project.root, reuse, jobs, result.digest)
         result.records_read = result.digest.records
