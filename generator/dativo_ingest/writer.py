@@ -6,7 +6,8 @@ match what dativo-tf recorded. A workspace whose job is gone is *retired*, never
 backend and providers and declares no resources, so applying it destroys what its state holds;
 `dativo-tf prune` removes retired workspaces. Before the first rename a journal lists every pending
 change, so a run killed at any moment is finished (or undone) by the next one; a new workspace, staged whole
-while rendering, arrives record included in one folder rename and needs no journal entry.
+while rendering, arrives record included in one folder rename (a new tenant or environment folder of them, in
+one) and needs no journal entry.
 """
 
 from __future__ import annotations
@@ -574,13 +575,13 @@ def apply(result: Plan) -> None:
     if not result.has_changes:
         return
     root = result.output_dir
-    # a staged folder appears whole, record included, in one rename: the journal need not list it
+    # a staged folder appears whole, record included, in one rename (see `_moves`): the journal need not list it
     pending = [c for c in result.pending if c.path.rpartition("/")[0] not in result.staged]
     # a killed run's entries are kept until a run completes: they are how its files are known to be ours
     journal = {**result.journal, **{
         c.path: [sha256(c.old) if c.old else _current_sha(root, c.path), sha256(c.new) if c.new else None]
         for c in pending}}
-    staged: list[tuple[Path, Path]] = [(src, root / directory) for directory, src in sorted(result.staged.items())]
+    staged = _moves(result, pending)
     created: list[Path] = []  # folders this run made, removed again when it fails before the first rename
     journal_written = False
 
@@ -599,8 +600,8 @@ def apply(result: Plan) -> None:
         if journal != result.journal:
             _write_atomic(root / JOURNAL, dump_journal(journal), result.prefix + JOURNAL)
             journal_written = True
-        for parent in sorted({d.rpartition("/")[0] for d in result.staged}):
-            _make_folders(root, parent, result.prefix, created)
+        for parent in sorted({target.parent for _, target in staged} - {root}):
+            _make_folders(root, parent.relative_to(root).as_posix(), result.prefix, created)
         for change in pending:
             if change.new is None:
                 continue
@@ -644,6 +645,48 @@ def apply(result: Plan) -> None:
     if result.legacy_manifest:
         _unlink_quietly(root / LEGACY_MANIFEST)
     _unlink_quietly(root / JOURNAL)
+
+
+def _moves(result: Plan, pending: list[Change]) -> list[tuple[Path, Path]]:
+    """(staged folder, its place) of each rename that brings staged workspaces in. A tenant or environment
+    folder that is not there yet and gets nothing but staged workspaces moves in whole, as the stage holds it:
+    a thousand new workspaces arrive in a few renames."""
+    root = result.output_dir
+    busy = {folder for change in pending for folder in _folders_above(change.path)}
+    members: dict[str, set[str]] = {}
+    for directory in result.staged:
+        for folder in _folders_above(directory):
+            members.setdefault(folder, set()).add(directory)
+    moves: list[tuple[Path, Path]] = []
+    moved: set[str] = set()
+    for directory, src in sorted(result.staged.items()):
+        if directory in moved:
+            continue
+        stage = src.parents[2]  # <stage>/<tenant>/<environment>/<job>
+        whole = next((folder for folder in _folders_above(directory) if folder not in busy
+                      and not os.path.lexists(root / folder) and _holds(stage / folder, folder, members[folder])),
+                     None)
+        moves.append((stage / whole, root / whole) if whole else (src, root / directory))
+        moved |= members[whole] if whole else {directory}
+    return moves
+
+
+def _folders_above(path: str) -> tuple[str, str]:
+    """The tenant and environment folders of a path under the output root (tenant/environment/job/...)."""
+    parts = path.split("/", 2)
+    return parts[0], "/".join(parts[:2])
+
+
+def _holds(folder: Path, name: str, workspaces: set[str]) -> bool:
+    """Whether the staged tenant or environment `folder` (at `name`) holds exactly these workspace folders."""
+    try:
+        if "/" in name:
+            found = {f"{name}/{job.name}" for job in os.scandir(folder)}
+        else:
+            found = {f"{name}/{env.name}/{job.name}" for env in os.scandir(folder) for job in os.scandir(env.path)}
+    except OSError:
+        return False
+    return found == workspaces
 
 
 def _current_sha(root: Path, path: str) -> str | None:
