@@ -243,3 +243,14 @@ def test_a_run_ends_without_the_interpreters_teardown_and_with_all_its_output(ex
             expected.stdout.replace("theirs", "ours"), expected.stderr.replace("theirs", "ours"), expected.exit_code)
         assert done.stderr and (code != 1 or len(done.stdout) > 100_000)
     assert snapshot(examples_copy / "ours") == snapshot(examples_copy / "theirs")
+
+
+@pytest.mark.parametrize("closed", [1, 2])
+def test_a_run_with_a_closed_standard_stream_keeps_its_exit_code(closed, examples_copy):
+    """A process started with stdout (or stderr) closed has sys.stdout (sys.stderr) None: the end of the run
+    must not trip over it, and exits as a normal exit would."""
+    for args, code in [(["generate"], 0), (["schema", "--bogus"], 2)]:
+        done = subprocess.run([sys.executable, "-m", "dativo_ingest", *args], cwd=examples_copy,
+                              capture_output=True, text=True, preexec_fn=lambda: os.close(closed))
+        assert done.returncode == code, done.stderr
+        assert "Traceback" not in done.stderr
