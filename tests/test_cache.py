@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from dativo_ingest import cache, templating
 from dativo_ingest.cli import main
-from dativo_ingest.pipeline import render_all
+from dativo_ingest.pipeline import render_all, work_chunks
 from dativo_ingest.project import ProjectSettings
 from tests.conftest import EXAMPLES, snapshot
 
@@ -186,6 +186,21 @@ def test_parallel_rendering_writes_the_bytes_of_a_serial_run(tmp_path, monkeypat
     run(serial, monkeypatch, "-j", "1")
     run(parallel, monkeypatch, "-j", "2")
     assert snapshot(serial / "workspaces") == snapshot(parallel / "workspaces")
+
+
+@pytest.mark.parametrize("jobs, workers", [(1000, 2), (10_000, 2), (1000, 8), (150, 2), (3, 2)])
+def test_parallel_work_is_handed_out_in_shrinking_chunks_so_the_workers_finish_together(jobs, workers):
+    """Big chunks first (few round trips), small ones last: a worker that draws the last chunk ends at most a few
+    jobs after the others, instead of a whole fixed-size chunk later."""
+    paths = [Path(f"jobs/{i}.yaml") for i in range(jobs)]
+    chunks = work_chunks(paths, workers)
+    assert [p for chunk in chunks for p in chunk] == paths
+    sizes = [len(chunk) for chunk in chunks]
+    assert sizes == sorted(sizes, reverse=True) and all(sizes)
+    assert sizes[-1] <= 4 and sum(sizes[-workers:]) <= 4 * workers
+    assert len(chunks) <= 30 * workers + 8  # a round trip per chunk: tens, not one per job
+    if jobs >= 1000:
+        assert sizes[0] >= jobs // (4 * workers)
 
 
 def test_parallel_rendering_reports_every_error_with_file_and_line(tmp_path, monkeypatch):

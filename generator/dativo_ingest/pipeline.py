@@ -174,9 +174,24 @@ def _render_one(project: ProjectSettings, path: Path, stage: Stage | None = None
 _worker_args: tuple[ProjectSettings, Stage | None] | None = None  # set in the parent before forking
 
 
-def _render_in_worker(path: Path) -> Outcome:
+def _render_chunk(paths: list[Path]) -> list[Outcome]:
     assert _worker_args is not None
-    return _render_one(_worker_args[0], path, _worker_args[1])
+    return [_render_one(_worker_args[0], path, _worker_args[1]) for path in paths]
+
+
+SMALLEST_CHUNK = 4
+
+
+def work_chunks(paths: list[Path], workers: int) -> list[list[Path]]:
+    """`paths` in order, cut into chunks that shrink as the work runs out (each a quarter of what is left per
+    worker, at least SMALLEST_CHUNK): few round trips at first, and at the end no worker is left alone with a
+    big chunk while the others wait."""
+    chunks, start = [], 0
+    while start < len(paths):
+        size = max(SMALLEST_CHUNK, (len(paths) - start) // (workers * 4))
+        chunks.append(paths[start:start + size])
+        start += size
+    return chunks
 
 
 def _render_many(project: ProjectSettings, paths: list[Path], workers: int, stage: Stage | None = None) -> list[Outcome]:
@@ -208,7 +223,7 @@ def _render_many(project: ProjectSettings, paths: list[Path], workers: int, stag
             gc.freeze()
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
                                  initializer=_worker_started, initargs=(os.getpid(),)) as pool:
-            return list(pool.map(_render_in_worker, paths, chunksize=max(1, len(paths) // (workers * 8))))
+            return [outcome for chunk in pool.map(_render_chunk, work_chunks(paths, workers)) for outcome in chunk]
     finally:
         if freezing:
             gc.unfreeze()
