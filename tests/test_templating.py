@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import hashlib
 import os
 import resource
 import subprocess
@@ -12,7 +13,7 @@ import time
 
 import pytest
 
-from dativo_ingest import templating
+from dativo_ingest import templating, yamlsource
 from dativo_ingest.pipeline import render_all
 from dativo_ingest.project import ProjectSettings
 
@@ -103,8 +104,8 @@ def test_a_run_that_ends_before_rendering_stops_the_child(env, examples_copy, mo
     forked = []
     real = templating.compile_aside
 
-    def compile_aside():
-        real()
+    def compile_aside(jobs=()):
+        real(jobs)
         forked.append(env.bytecode_cache.pending[0])
 
     def invalid():
@@ -193,3 +194,83 @@ def test_a_parent_run_with_its_standard_streams_closed_still_gets_the_compiled_c
     subprocess.run([sys.executable, "-c", script], check=True, preexec_fn=lambda: (os.close(1), os.close(2)))
     pipe, handed_over = map(int, report.read_text().split())
     assert pipe <= 2 and handed_over == len(templating.workspace_templates(templating.environment()))
+
+
+def _wait_for_exit(pid: int) -> None:
+    """Until the child has exited (a zombie we have not reaped), so that everything it sent is in the pipe."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/stat") as stat:
+            if stat.read().rsplit(")", 1)[1].split()[0] == "Z":
+                return
+        time.sleep(0.01)
+    raise AssertionError("the child did not finish")
+
+
+needs_proc = pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="waits for the child through /proc")
+
+
+@needs_proc
+@pytest.mark.parametrize("in_memory_file", [True, False], ids=["in an in-memory file", "down the pipe"])
+def test_jobs_parsed_in_the_child_are_the_jobs_as_read_and_parsed_here(env, examples_copy, monkeypatch,
+                                                                       in_memory_file):
+    if not in_memory_file:
+        monkeypatch.delattr(os, "memfd_create", raising=False)
+    elif not hasattr(os, "memfd_create"):
+        pytest.skip("no in-memory files here")
+    jobs = sorted((examples_copy / "jobs").rglob("*.yaml"))
+    (examples_copy / "jobs/acme/broken.yaml").write_text("tenant_id: [acme\n")  # the child skips what fails
+    jobs.insert(1, examples_copy / "jobs/acme/broken.yaml")
+    before = _open_descriptors()
+    templating.compile_aside(jobs)
+    pid, _ = env.bytecode_cache.pending
+    assert (env.bytecode_cache.parsed is not None) == in_memory_file
+    _wait_for_exit(pid)
+    env.get_template("workspace/versions.tf.j2")
+    assert env.compiled_here == [] and _gone(pid) and _open_descriptors() == before
+    ahead = dict(yamlsource._parsed_ahead)
+    assert sorted(ahead) == sorted(str(p) for p in jobs if p.name != "broken.yaml")
+    for path in jobs:
+        if path.name == "broken.yaml":
+            continue
+        seen: list = []
+        text = yamlsource.read_text(path, seen)
+        data, ahead_text, read = ahead[str(path)]
+        assert (data, ahead_text, read[0], read[2]) == (yamlsource.parse(text, path), text, seen[0][0], seen[0][2])
+        assert (read[1].st_ino, read[1].st_ctime_ns) == (seen[0][1].st_ino, seen[0][1].st_ctime_ns)
+        # taken once: the next load reads the file
+        assert yamlsource.load_mapping(path, taken := []) == (data, text) and taken == [read]
+        assert str(path) not in yamlsource._parsed_ahead
+    templating.discard_aside()
+    assert yamlsource._parsed_ahead == {}
+
+
+@needs_proc
+def test_a_job_rendered_from_what_the_child_read_records_the_sha256_of_those_bytes(env, examples_copy, monkeypatch):
+    """The child reads a job before the workers start: a job edited in between renders as the child read it,
+    and the render cache records the sha256 of the bytes rendered, so the next run sees the edit."""
+    project = ProjectSettings.load(examples_copy / "dativo-tf.yaml")
+    job = examples_copy / "jobs/acme/orders_ecs.yaml"
+    before = job.read_bytes()
+    real_receive = templating.HandedOver._receive
+
+    def receive_after_an_edit(self):
+        _wait_for_exit(self.pending[0])
+        job.write_bytes(before.replace(b"memory_mb: 4096", b"memory_mb: 2048"))
+        real_receive(self)
+
+    monkeypatch.setattr(templating.HandedOver, "_receive", receive_after_an_edit)
+    rendered = render_all(project, workers=2)
+    ws = next(w for w in rendered.workspaces if w.job == "jobs/acme/orders_ecs.yaml")
+    assert ws.input_shas["jobs/acme/orders_ecs.yaml"] == hashlib.sha256(before).hexdigest()
+    assert ws.staged is None and b"4096" in ws.files["terraform.tfvars"]
+    assert yamlsource._parsed_ahead == {}
+
+
+def test_a_frame_the_child_was_cut_off_in_is_dropped():
+    whole = [(b"c", b"code"), (b"j", b"x" * 100), (b"j", b"y")]
+    data = b"".join(templating._FRAME.pack(kind, len(payload)) + payload for kind, payload in whole)
+    assert [(k, bytes(p)) for k, p in templating._frames(data)] == whole
+    for cut in range(len(data)):
+        got = [(k, bytes(p)) for k, p in templating._frames(data[:cut])]
+        assert whole[:len(got)] == got and (len(got) == len(whole)) == (cut == len(data))

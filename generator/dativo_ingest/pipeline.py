@@ -90,10 +90,10 @@ def render_all(project: ProjectSettings, paths: tuple[str, ...] | list[str] = ()
     if workers is None:
         workers = _cpu_count() if len(to_render) >= PARALLEL_MIN_JOBS else 1
     workers = min(workers, len(to_render)) if hasattr(os, "fork") else 1
-    if workers > 1:  # the templates compile in a child while this process reads the settings (see templating)
+    if workers > 1:  # a child compiles the templates, then parses jobs, while this process reads the settings
         from dativo_ingest import templating
 
-        templating.compile_aside()
+        templating.compile_aside(to_render)
     try:
         return _render_and_collect(result, project, to_render, workers, stage_to)
     finally:

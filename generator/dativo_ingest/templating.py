@@ -1,24 +1,31 @@
-"""The one Jinja environment, and compiling its workspace templates in a forked process while this one goes on.
+"""The one Jinja environment, and work done aside in a forked process while this one goes on.
 
 Compiling the workspace templates takes ~0.13 s, and a large render needs all of them before its workers start.
-Such a run forks a child to compile them (`compile_aside`) while this process goes on reading the settings and
+Such a run forks a child (`compile_aside`) to compile them while this process goes on reading the settings and
 importing the models. The child hands the compiled code back over a pipe, through Jinja's bytecode-cache hook:
-the code never touches disk, and nothing but this run's own child can supply it.
+the code never touches disk, and nothing but this run's own child can supply it. With the code sent, the child
+goes on reading and parsing the jobs to render, in order, until this process asks for the code: the jobs it got
+through are not read again (see `yamlsource.load_mapping`), the workers parse the rest.
 """
 
 from __future__ import annotations
 
+import contextlib
 import marshal
 import os
+import pickle
 import select
 import signal
+import struct
 import sys
+from collections.abc import Iterator, Sequence
 from functools import lru_cache
 from importlib.resources import files
+from pathlib import Path
 
 import jinja2
 
-from dativo_ingest import hcl
+from dativo_ingest import hcl, yamlsource
 
 WORKSPACE_DIRS = ("workspace", "aws", "gcp", "module")  # the template folders a workspace renders from
 
@@ -30,6 +37,7 @@ class HandedOver(jinja2.BytecodeCache):
     def __init__(self) -> None:
         self.code: dict[str, tuple[str, object]] = {}
         self.pending: tuple[int, int] | None = None  # (child pid, read end of its pipe) until received
+        self.parsed: int | None = None  # the in-memory file the child writes parsed jobs to, when there is one
 
     def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
         if self.pending is not None:
@@ -42,24 +50,78 @@ class HandedOver(jinja2.BytecodeCache):
         self.code[bucket.key] = (bucket.checksum, bucket.code)
 
     def _receive(self) -> None:
+        """The code, waited for (a child that does not send it in time is stopped), then the jobs the child
+        parsed meanwhile, without waiting for more."""
         assert self.pending is not None
         pid, fd = self.pending
-        self.pending = None
-        chunks = []
+        parsed_fd, self.pending, self.parsed = self.parsed, None, None
+        sent = bytearray()
         waiting = select.poll()  # (not select(): it cannot wait on a descriptor numbered 1024 or more)
         waiting.register(fd, select.POLLIN)
-        try:  # a child that does not answer in time is stopped
-            while waiting.poll(_PATIENCE_SECONDS * 1000) and (chunk := os.read(fd, 1 << 20)):
-                chunks.append(chunk)
-        finally:
-            _stop(pid, fd)
         try:
-            self.code.update(marshal.loads(b"".join(chunks)))
-        except (EOFError, ValueError, TypeError):  # the child failed: the templates are compiled here
-            pass
+            while not _has_code(sent) and waiting.poll(_PATIENCE_SECONDS * 1000) and (chunk := os.read(fd, 1 << 20)):
+                sent += chunk
+            while parsed_fd is None and _has_code(sent) and waiting.poll(0) and (chunk := os.read(fd, 1 << 20)):
+                sent += chunk  # no in-memory file: the jobs came down the pipe, as many as it holds
+        finally:
+            _stop(pid, fd)  # the child is gone: what it wrote stays as it is
+        if parsed_fd is not None:
+            jobs = _read_and_close(parsed_fd)
+            if _has_code(sent):  # the pipe held the code frame alone: the jobs' frames follow it
+                sent += jobs
+        parsed = []
+        for kind, payload in _frames(sent):
+            try:
+                if kind == b"c":
+                    self.code.update(marshal.loads(payload))
+                else:
+                    parsed.append(pickle.loads(payload))
+            except (EOFError, ValueError, TypeError, pickle.UnpicklingError):  # the templates compile here
+                break
+        yamlsource.parsed_ahead(parsed)
+
+
+# A frame on the pipe: its kind (b"c": the compiled code, first; b"j": one parsed job) and its length.
+_FRAME = struct.Struct("<cQ")
+_PIPE_BYTES = 1 << 20  # room for the code (~130 KB), or without an in-memory file a few hundred parsed jobs
+
+
+def _frames(data: bytes | bytearray) -> Iterator[tuple[bytes, memoryview]]:
+    """The whole frames in `data`: the one the child was writing when stopped is cut short, and dropped."""
+    view, offset = memoryview(data), 0
+    while offset + _FRAME.size <= len(view):
+        kind, length = _FRAME.unpack_from(view, offset)
+        end = offset + _FRAME.size + length
+        if end > len(view):
+            return
+        yield kind, view[offset + _FRAME.size:end]
+        offset = end
+
+
+def _has_code(data: bytearray) -> bool:
+    return len(data) >= _FRAME.size and len(data) >= _FRAME.size + _FRAME.unpack_from(data)[1]
+
+
+def _send(fd: int, kind: bytes, payload: bytes) -> None:
+    view = memoryview(_FRAME.pack(kind, len(payload)) + payload)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 _PATIENCE_SECONDS = 30
+
+
+def _read_and_close(fd: int) -> bytes:
+    try:
+        chunks, offset = [], 0
+        while chunk := os.pread(fd, 1 << 22, offset):
+            chunks.append(chunk)
+            offset += len(chunk)
+        return b"".join(chunks)
+    except OSError:
+        return b""
+    finally:
+        os.close(fd)
 
 
 def _stop(pid: int, fd: int) -> None:
@@ -92,10 +154,11 @@ def workspace_templates(env: jinja2.Environment) -> list[str]:
     return env.list_templates(filter_func=lambda n: n.endswith(".j2") and n.split("/")[0] in WORKSPACE_DIRS)
 
 
-def compile_aside() -> None:
-    """Compile every workspace template in a forked child; `environment()` takes the code when first asked for
-    a template. Call it only where fork is available. A process running other threads compiles them itself:
-    a fork copies the locks those threads hold, and the child could wait for one forever."""
+def compile_aside(jobs: Sequence[Path] = ()) -> None:
+    """Compile every workspace template in a forked child, then read and parse `jobs` there, in order;
+    `environment()` takes the code, and the jobs parsed so far, when first asked for a template. Call it only
+    where fork is available. A process running other threads compiles them itself: a fork copies the locks
+    those threads hold, and the child could wait for one forever."""
     from dativo_ingest.writer import release_inherited_locks  # imported here: the child imports nothing
 
     env = environment()
@@ -105,18 +168,26 @@ def compile_aside() -> None:
     if cache.pending is not None or cache.code or (threading is not None and threading.active_count() > 1):
         return
     read, write = os.pipe()
+    parsed = None
+    if jobs:
+        with contextlib.suppress(AttributeError, OSError):  # Linux: the pipe takes the jobs elsewhere
+            parsed = os.memfd_create("dativo-tf-parsed-jobs", os.MFD_CLOEXEC)
+        with contextlib.suppress(AttributeError, OSError):  # Linux: the code does not wait for this process
+            import fcntl
+
+            fcntl.fcntl(write, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
     try:
         pid = os.fork()
     except OSError:  # no process to spare: the templates compile here
-        os.close(read)
-        os.close(write)
+        for fd in (read, write) if parsed is None else (read, write, parsed):
+            os.close(fd)
         return
     if pid:
         os.close(write)
-        cache.pending = (pid, read)
+        cache.pending, cache.parsed = (pid, read), parsed
         return
     status = 1
-    try:  # the child: compile, send, and exit without running any of the parent's exit handlers
+    try:  # the child: compile, send, parse and send, and exit without running any of the parent's exit handlers
         os.close(read)
         quiet = os.open(os.devnull, os.O_RDWR)
         # nothing to say; and holding the parent's output open would keep a reader waiting (the pipe itself is
@@ -126,17 +197,23 @@ def compile_aside() -> None:
         release_inherited_locks()  # a child outliving a killed parent must not keep the output folder locked
         for name in workspace_templates(env):
             env.get_template(name)
-        view = memoryview(marshal.dumps(cache.code))
-        while view:
-            view = view[os.write(write, view):]
+        _send(write, b"c", marshal.dumps(cache.code))
         status = 0
+        for path in jobs:  # until the parent takes the code (and stops this child) or the jobs run out
+            job = yamlsource.parse_ahead(path)
+            if job is not None:
+                _send(write if parsed is None else parsed, b"j", pickle.dumps(job, pickle.HIGHEST_PROTOCOL))
     finally:
         os._exit(status)
 
 
 def discard_aside() -> None:
-    """Stop a child `compile_aside` started whose code was never asked for (the run ended before rendering)."""
+    """Stop a child `compile_aside` started whose code was never asked for (the run ended before rendering), and
+    forget the jobs it parsed: they were read for this run only."""
     cache = environment().bytecode_cache
     if isinstance(cache, HandedOver) and cache.pending is not None:
-        pending, cache.pending = cache.pending, None
+        pending, parsed, cache.pending, cache.parsed = cache.pending, cache.parsed, None, None
         _stop(*pending)
+        if parsed is not None:
+            os.close(parsed)
+    yamlsource.parsed_ahead([])

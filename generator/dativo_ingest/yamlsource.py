@@ -217,10 +217,38 @@ def parse(text: str, path: Path | str) -> Any:
         loader.dispose()
 
 
+# Job files read and parsed ahead, in the child that compiles the templates (see `templating.compile_aside`):
+# {path: (data, text, what `read_text` saw)}. Each is taken once, by the process that renders the job.
+_parsed_ahead: dict[str, tuple[Any, str, tuple]] = {}
+
+
+def parse_ahead(path: Path) -> tuple[str, Any, str, tuple] | None:
+    """(path, data, text, what `read_text` saw) of a job file, read and parsed as `load_mapping` does; None when
+    that fails (rendering then reads it again and reports why)."""
+    seen: list = []
+    try:
+        text = read_text(path, seen)
+        return os.fspath(path), parse(text, path), text, seen[0]
+    except InputError:
+        return None
+
+
+def parsed_ahead(parsed: list[tuple[str, Any, str, tuple]]) -> None:
+    """Keep the jobs `parse_ahead` parsed (elsewhere) for `load_mapping`, in place of any kept before."""
+    _parsed_ahead.clear()
+    _parsed_ahead.update((path, (data, text, read)) for path, data, text, read in parsed)
+
+
 def load_mapping(path: Path, seen: list | None = None) -> tuple[dict, str]:
     """Load a YAML file whose top level must be a mapping. Returns (data, text). `seen`: see `read_text`."""
-    text = read_text(path, seen)
-    data = parse(text, path)
+    ahead = _parsed_ahead.pop(os.fspath(path), None) if _parsed_ahead else None
+    if ahead is None:
+        text = read_text(path, seen)
+        data = parse(text, path)
+    else:  # the bytes the child read are the bytes `seen` names: the render cache records what was rendered
+        data, text, read = ahead
+        if seen is not None:
+            seen.append(read)
     if data is None:
         data = {}
     if not isinstance(data, dict):
