@@ -457,6 +457,25 @@ def test_a_job_reached_through_a_symlink_is_named_by_the_file_it_is(tmp_path, li
     assert plain.relative_path == "shared/orders.yaml"
 
 
+def test_a_path_looked_up_once_per_run_is_its_resolved_path(tmp_path):
+    """`paths.real` within a run (memoised, told or not whether the path is a link) is `Path.resolve()`, for files
+    in real folders, symlinked files, files in symlinked folders and links to links."""
+    from dativo_ingest.paths import real, resolving_once
+
+    root = write_tree(tmp_path / "repo", {"shared/a.yaml": "a", "shared/deep/b.yaml": "b", "jobs/c.yaml": "c"})
+    (root / "jobs/link.yaml").symlink_to(root / "shared/a.yaml")
+    (root / "jobs/team").symlink_to(root / "shared", target_is_directory=True)
+    (root / "jobs/again.yaml").symlink_to(root / "jobs/link.yaml")
+    (root / "jobs/up").symlink_to("../shared/deep", target_is_directory=True)
+    paths = [root / "jobs/c.yaml", root / "jobs/link.yaml", root / "jobs/team/a.yaml", root / "jobs/team/deep/b.yaml",
+             root / "jobs/again.yaml", root / "jobs/up/b.yaml", root / "shared/a.yaml", tmp_path / "repo/jobs/c.yaml"]
+    for told in (False, True):
+        with resolving_once():
+            for path in paths + paths:  # the second time from the memo
+                got = real(path, path.is_symlink() if told else None)
+                assert got == path.resolve() and str(got) == str(path.resolve()), path
+
+
 @pytest.mark.parametrize("module_path", ["../../../../etc", "/etc", "../shared/modules/job"])
 def test_a_local_module_outside_the_project_is_refused(tmp_path, monkeypatch, module_path):
     (tmp_path / "shared/modules/job").mkdir(parents=True)

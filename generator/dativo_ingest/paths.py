@@ -69,8 +69,13 @@ def real(path: Path, link: bool | None = None) -> Path:
     known = memo.get(folder)
     if known is None:
         known = memo[folder] = Path(folder).resolve()
-    full = known / name
-    full = memo[text] = full.resolve() if (full.is_symlink() if link is None else link) else full
+    if os.path.islink(text) if link is None else link:
+        full = (known / name).resolve()
+    elif type(path) is type(known) and os.fspath(known) == folder:
+        full = path  # a file in a real folder, not a link: its own real path (no new Path to build)
+    else:
+        full = known / name
+    memo[text] = full
     return full
 
 
