@@ -581,3 +581,16 @@ def test_a_module_link_re_pointed_while_a_run_reads_it_is_rendered_again_by_the_
     assert rendered_jobs(repo) == {AWS_CSV_JOB}
     run(repo, monkeypatch)
     assert "modules/v2" in (workspace / "main.tf").read_text() and "from_v2" in (workspace / "outputs.tf").read_text()
+
+
+@pytest.mark.parametrize("path, root", [
+    ("/repo/jobs/a.yaml", "/repo"), ("/repo", "/repo"), ("/repo-2/jobs/a.yaml", "/repo"), ("/repository/a.yaml", "/repo"),
+    ("/elsewhere/a.yaml", "/repo"), ("/a.yaml", "/"), ("/", "/"), ("/repo/a.yaml", "/repo/jobs"),
+])
+def test_an_input_is_named_relative_to_the_project_as_pathlib_names_it(path, root):
+    """The cache names inputs by text, not by building Paths: the names are what `relative_to` gives."""
+    try:
+        expected = Path(path).relative_to(root).as_posix()
+    except ValueError:
+        expected = Path(path).as_posix()
+    assert cache._relative_resolved(Path(path), Path(root)) == expected

@@ -39,10 +39,12 @@ def relative(path: Path, root: Path) -> str:
 
 
 def _relative_resolved(resolved: Path, root: Path) -> str:
-    try:
-        return resolved.relative_to(root).as_posix()
-    except ValueError:
-        return resolved.as_posix()
+    """`resolved.relative_to(root)` (both resolved) with forward slashes, by their text: no Path is built."""
+    text, base = resolved.as_posix(), root.as_posix()
+    if text == base:
+        return "."
+    prefix = base.rstrip("/") + "/"
+    return text[len(prefix):] if text.startswith(prefix) else text
 
 
 def job_key(path: Path, root: Path) -> str:

@@ -374,7 +374,7 @@ class JobConfig(OpenModel):
 
     @classmethod
     def from_yaml(cls, path: str | Path, project_root: str | Path | None = None) -> "JobConfig":
-        path = Path(path)
+        path = path if isinstance(path, Path) else Path(path)
         char = paths.control_char(str(path))
         if char:  # the job path reaches a header comment and the container's environment
             raise InputError(f"the job path contains the control character {char}; allowed: {paths.NO_CONTROL}",

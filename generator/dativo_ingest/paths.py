@@ -185,7 +185,7 @@ def too_long(output_dir: Path, parts: tuple[str, ...]) -> tuple[int | None, str]
         if len(part.encode("utf-8")) > name_max:
             return index, (f"the folder name {part[:40]!r}... is {len(part.encode('utf-8'))} bytes; "
                            f"allowed: at most {name_max} bytes per folder name on this file system")
-    full = len(os.fsencode(output_dir.joinpath(*parts))) + 1 + FILE_NAME_RESERVE
+    full = len(os.fsencode(os.path.join(output_dir, *parts))) + 1 + FILE_NAME_RESERVE
     if full > path_max:
         return None, (f"the workspace path would be about {full} bytes; allowed: at most {path_max} bytes on this "
                       "file system (shorten tenant_id, environment, the job file's name or output_dir)")
