@@ -154,24 +154,25 @@ def generate(ctx: Context, paths: tuple[str, ...], config: str | None, out: str 
                 discard_stage(rendered.stage)
     except DativoTfError as exc:
         _fail(ctx, exc)
-    for skipped in rendered.skipped_jobs:
-        report.status(f"skipped {skipped} (no infrastructure block)")
-    for change in result.changes:
-        if change.action == "keep":
-            report.kept(prefix + change.path)
-            continue
-        report.change(change.action, prefix + change.path, change.hand_edited)
-        if mode is WriteBack.DIFF:
-            click.echo(unified_diff(change, prefix), nl=False)
-    for directory, job in result.retired:
-        report.retired(prefix + directory, job)
-    if result.stale or result.legacy_manifest:
-        report.change("repair", prefix.rstrip("/") or str(output_dir))
-    verb = "" if mode is WriteBack.YES else "would be "
-    report.status(
-        f"{rendered.workspace_count} workspace(s): {len(result.added)} {verb}added, {len(result.changed)} "
-        f"{verb}changed, {len(result.retired)} {verb}retired"
-    )
+    with report.held():
+        for skipped in rendered.skipped_jobs:
+            report.status(f"skipped {skipped} (no infrastructure block)")
+        for change in result.changes:
+            if change.action == "keep":
+                report.kept(prefix + change.path)
+                continue
+            report.change(change.action, prefix + change.path, change.hand_edited)
+            if mode is WriteBack.DIFF:
+                report.data(unified_diff(change, prefix))
+        for directory, job in result.retired:
+            report.retired(prefix + directory, job)
+        if result.stale or result.legacy_manifest:
+            report.change("repair", prefix.rstrip("/") or str(output_dir))
+        verb = "" if mode is WriteBack.YES else "would be "
+        report.status(
+            f"{rendered.workspace_count} workspace(s): {len(result.added)} {verb}added, {len(result.changed)} "
+            f"{verb}changed, {len(result.retired)} {verb}retired"
+        )
     sys.exit(report.return_code)
 
 

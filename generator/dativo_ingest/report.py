@@ -6,6 +6,8 @@ import enum
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, TextIO
 
@@ -28,10 +30,45 @@ class Report:
     errors: list[DativoTfError] = field(default_factory=list)
     drift: bool = False
     _printed: set[str] = field(default_factory=set, repr=False)
+    _held: list[str] | None = field(default=None, repr=False)  # what `held` holds: text for one stream
+    _held_err: bool = field(default=False, repr=False)  # that stream: stderr?
+    _held_size: int = field(default=0, repr=False)
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        """What is said in this block is written in order, each run of lines for one stream in one piece (up
+        to ~1 MB): a first run of 1,000 jobs says ~9,000 lines, and echoing each (written and flushed on its
+        own) costs ~90 ms."""
+        self._held = []
+        try:
+            yield
+        finally:
+            self._flush()
+            self._held = None
+
+    def _say(self, text: str, err: bool) -> None:
+        if self._held is None:
+            click.echo(text, err=err, nl=False)
+            return
+        if self._held and (err != self._held_err or self._held_size > _HELD_SIZE):
+            self._flush()
+        self._held.append(text)
+        self._held_err = err
+        self._held_size += len(text)
+
+    def _flush(self) -> None:
+        if self._held:
+            click.echo("".join(self._held), err=self._held_err, nl=False)
+            self._held.clear()
+        self._held_size = 0
+
+    def data(self, text: str) -> None:
+        """Output asked for (stdout), as it is: a diff."""
+        self._say(text, False)
 
     def status(self, message: str) -> None:
         if not self.quiet:
-            click.echo(message, err=True)
+            self._say(f"{message}\n", True)
 
     def _once(self, line: str) -> bool:
         """True the first time a message is seen in this run: a cause shared by many jobs (an asset, the
@@ -44,13 +81,13 @@ class Report:
     def warning(self, err: DativoTfError) -> None:
         line = err.format("warning")
         if self._once(line) and not self.quiet:
-            click.echo(line, err=True)
+            self._say(f"{line}\n", True)
 
     def error(self, err: DativoTfError) -> None:
         line = err.format("error")
         if self._once(line):
             self.errors.append(err)
-            click.echo(line, err=True)
+            self._say(f"{line}\n", True)
 
     def kept(self, path: str) -> None:
         """A file dativo-tf once wrote but no longer produces, edited by hand: never deleted."""
@@ -65,13 +102,14 @@ class Report:
     def change(self, action: str, path: str, hand_edited: bool = False) -> None:
         """One file decision. Writing, it is status (stderr); with --check the list of changes is the data
         asked for (stdout); with --diff the diff is the data, so the list is status."""
-        past = {"create": "created", "update": "updated", "remove": "removed", "repair": "repaired"}[action]
-        note = " (edited by hand since it was generated)" if hand_edited else ""
         self.drift = True
+        if self.quiet and self.mode is not WriteBack.CHECK:
+            return  # status, unsaid
+        note = " (edited by hand since it was generated)" if hand_edited else ""
         if self.mode is WriteBack.YES:
-            self.status(f"{past} {path}{note}")
+            self.status(f"{_PAST[action]} {path}{note}")
         elif self.mode is WriteBack.CHECK:
-            click.echo(f"would {action} {path}{note}")
+            self._say(f"would {action} {path}{note}\n", False)
         else:
             self.status(f"would {action} {path}{note}")
 
@@ -86,6 +124,10 @@ class Report:
         if self.drift and (self.mode is not WriteBack.YES or self.fail_on_change):
             return 1
         return 0
+
+
+_HELD_SIZE = 1 << 20
+_PAST = {"create": "created", "update": "updated", "remove": "removed", "repair": "repaired"}
 
 
 class Progress:
