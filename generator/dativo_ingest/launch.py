@@ -44,6 +44,12 @@ def main() -> int | None:
     if sys.argv[1:] in (["--help"], ["-h"]) and sys.argv[0].rpartition("/")[2] == "dativo-tf" and _columns() >= 80:
         sys.stdout.write(HELP)
         return 0
+    import gc
+
+    # Start-up imports, reading the cache and the plan make long-lived objects and no garbage: collecting them
+    # is wasted (~25 ms before a 1,000-job render starts, ~12 ms of a no-op check). Rendering, which leaves
+    # garbage, collects again (see `pipeline.collecting`).
+    gc.disable()
     from dativo_ingest.cli import main as cli
 
     try:
