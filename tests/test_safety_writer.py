@@ -1173,3 +1173,35 @@ def test_a_new_tenant_or_environment_folder_arrives_whole_in_one_rename(examples
     assert cli(examples_copy, "generate").exit_code == 0, renamed
     assert sorted(renamed) == ["acme/dev", "acme/production/orders_ecs_copy"]
     assert tree(examples_copy / OUT) == tree(reference / OUT) and leftovers(examples_copy / OUT) == []
+
+
+def test_a_plan_looks_at_each_tenant_and_environment_folder_once(tmp_path, monkeypatch):
+    """A plan of 1,000 new workspaces spent ~17 ms looking at their tenant folder again and again. With the
+    folders above each workspace remembered for the plan, every answer (and every refusal) is the same."""
+    root = tmp_path / "out"
+    (root / "acme/prod").mkdir(parents=True)
+    (root / "acme/prod/orders").mkdir()
+    (root / "acme/file").write_text("not a folder")
+    (root / "acme/link").symlink_to(root / "acme/prod", target_is_directory=True)
+    directories = [f"globex/prod/job{i}" for i in range(50)] + [f"acme/prod/job{i}" for i in range(50)] + [
+        "acme/prod/orders", "acme/stage/orders", "acme/file/x", "acme/link/x"]
+    looked = []
+    real_lstat = os.lstat
+    monkeypatch.setattr(records.os, "lstat", lambda path: looked.append(str(path)) or real_lstat(path))
+
+    def answers(known):
+        out = []
+        for directory in directories:
+            try:
+                out.append(records.check_folders(root, directory, "out/", known))
+            except records.ForbiddenPathError as exc:
+                out.append(f"{exc.path}: {exc.message}")
+        return out
+
+    alone = answers(None)
+    looked.clear()
+    assert answers({}) == alone
+    assert alone[:100] == [False] * 100 and alone[100:102] == [True, False]
+    assert alone[102].startswith("out/acme/file: ") and alone[103].startswith("out/acme/link: ")
+    assert looked.count(str(root / "globex")) == 1 and looked.count(str(root / "acme/prod")) == 1
+    assert len(looked) < len(directories) + 10

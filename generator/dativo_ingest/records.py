@@ -168,9 +168,22 @@ def folders_on_the_way(root: Path, directory: str, prefix: str):
         yield current, shown
 
 
-def check_folders(root: Path, directory: str, prefix: str) -> bool:
-    """Every folder from the output root down to `directory` is a real folder (or absent). True if it exists."""
-    return all(check_folder(path, shown) for path, shown in folders_on_the_way(root, directory, prefix))
+def check_folders(root: Path, directory: str, prefix: str, known: dict[str, bool] | None = None) -> bool:
+    """Every folder from the output root down to `directory` is a real folder (or absent). True if it exists.
+    `known`: what `check_folder` found for the folders above `directory` earlier under the same lock; filled in
+    here (a thousand workspaces share a dozen tenant and environment folders)."""
+    parts, base = directory.split("/"), prefix.rstrip("/")
+    for depth in range(1, len(parts) + 1):
+        folder = "/".join(parts[:depth])
+        above = known is not None and depth < len(parts)
+        exists = known.get(folder) if above else None
+        if exists is None:
+            exists = check_folder(root / folder, f"{base}/{folder}" if base else folder)
+            if above:
+                known[folder] = exists
+        if not exists:
+            return False
+    return True
 
 
 def scan(root: Path, prefix: str, known: dict[str, bytes | tuple[bytes, Record]] | None = None,

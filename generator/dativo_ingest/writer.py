@@ -71,6 +71,7 @@ class Plan:
     journal: dict[str, list] = field(default_factory=dict)  # the journal of a run that was killed, if any
     record_shas: dict[str, str] = field(default_factory=dict)  # folder -> sha256 of its record after this run
     staged: dict[str, Path] = field(default_factory=dict)  # new folder -> its copy, whole, in the stage
+    folders: dict[str, bool] = field(default_factory=dict, repr=False)  # tenant/environment folder -> exists
 
     @property
     def pending(self) -> list[Change]:
@@ -402,7 +403,7 @@ def plan(workspaces: list[Output], output_dir: Path, project_root: Path, *, job_
             environment = ws.directory.rpartition("/")[0]
             if environment not in renamable:
                 renamable[environment] = _same_filesystem(stage_device, root, ws.directory)
-            if (stage is not None and not check_folders(root, ws.directory, prefix)
+            if (stage is not None and not check_folders(root, ws.directory, prefix, result.folders)
                     and ws.staged == sha256(active_record(ws.job, ws.file_shas or {}, mine))
                     and renamable[environment]):
                 # still absent: its files arrive, record included, in one rename of the staged folder
@@ -503,7 +504,7 @@ def _sync_folder(result: Plan, root: Path, directory: str, want: dict[str, bytes
                  keep_old: bool, *, drop_unlisted: bool, keep: Iterable[str] = ()) -> str:
     """Plan the folder's generated files to be `want`. Returns added | changed | unchanged."""
     shown = f"{result.prefix}{directory}"
-    exists = check_folders(root, directory, result.prefix)
+    exists = check_folders(root, directory, result.prefix, result.folders)
     if not exists:
         for name, data in sorted(want.items()):
             result.changes.append(Change(f"{directory}/{name}", "create", None, data))
@@ -542,7 +543,7 @@ def _retire(result: Plan, root: Path, directory: str, record: Record, owned: _Ow
     """The retired workspace: backend, providers, variables and tfvars as they are; a main.tf that declares
     no resources and says what to do; no outputs."""
     shown = f"{result.prefix}{directory}"
-    if not check_folders(root, directory, result.prefix):
+    if not check_folders(root, directory, result.prefix, result.folders):
         return  # the folder is gone already: nothing to retire
     files: dict[str, str] = {}
     for name in RETIRED_KEEPS:
