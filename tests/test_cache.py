@@ -201,6 +201,12 @@ def test_parallel_work_is_handed_out_in_shrinking_chunks_so_the_workers_finish_t
     assert len(chunks) <= 30 * workers + 8  # a round trip per chunk: tens, not one per job
     if jobs >= 1000:
         assert sizes[0] >= jobs // (4 * workers)
+    assert len(chunks) >= min(jobs, workers)  # every worker gets something to do
+
+
+@pytest.mark.parametrize("jobs, workers", [(100, 64), (4, 4), (7, 3)])
+def test_few_jobs_for_many_workers_are_handed_out_one_by_one(jobs, workers):
+    assert [len(chunk) for chunk in work_chunks([Path(f"{i}.yaml") for i in range(jobs)], workers)] == [1] * jobs
 
 
 def test_parallel_rendering_reports_every_error_with_file_and_line(tmp_path, monkeypatch):

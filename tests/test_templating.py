@@ -274,3 +274,67 @@ def test_a_frame_the_child_was_cut_off_in_is_dropped():
     for cut in range(len(data)):
         got = [(k, bytes(p)) for k, p in templating._frames(data[:cut])]
         assert whole[:len(got)] == got and (len(got) == len(whole)) == (cut == len(data))
+
+
+def test_a_receive_that_is_interrupted_leaves_no_descriptor_open(env, examples_copy, monkeypatch):
+    """Ctrl-C (or an application's timeout) while waiting for the code: the in-memory file of parsed jobs is
+    closed too, or the next run's workers would inherit it."""
+    jobs = sorted((examples_copy / "jobs").rglob("*.yaml"))
+    before = _open_descriptors()
+
+    class Interrupted:
+        def register(self, *args):
+            pass
+
+        def poll(self, *args):
+            raise KeyboardInterrupt
+
+    templating.compile_aside(jobs)
+    pid, _ = env.bytecode_cache.pending
+    monkeypatch.setattr(templating.select, "poll", Interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        env.get_template("workspace/versions.tf.j2")
+    assert _open_descriptors() == before and _gone(pid)
+    assert env.bytecode_cache.pending is None and env.bytecode_cache.parsed is None
+
+
+@needs_proc
+def test_a_child_whose_parent_was_killed_stops_parsing(tmp_path, examples_copy):
+    """A run killed (CI timeout, kill -9) leaves its child orphaned: it stops instead of parsing every job."""
+    job = examples_copy / "jobs/acme/orders_ecs.yaml"
+    pid_file = tmp_path / "child.pid"
+    script = (
+        "import os\nfrom dativo_ingest import templating\n"
+        f"templating.compile_aside([{str(job)!r}] * 200_000)\n"
+        "pid, fd = templating.environment().bytecode_cache.pending\n"
+        f"open({str(pid_file)!r}, 'w').write(str(pid))\n"
+        "import select\nwaiting = select.poll()\nwaiting.register(fd, select.POLLIN)\n"
+        "waiting.poll(30_000)\n"  # the code is sent: the child is parsing now
+        "os._exit(9)\n"
+    )
+    subprocess.run([sys.executable, "-c", script], cwd=examples_copy)
+    child = int(pid_file.read_text())
+    deadline = time.monotonic() + 20
+    while os.path.exists(f"/proc/{child}") and time.monotonic() < deadline:
+        with open(f"/proc/{child}/stat") as stat:
+            if stat.read().rsplit(")", 1)[1].split()[0] == "Z":
+                break
+        time.sleep(0.05)
+    assert time.monotonic() < deadline, "the orphaned child went on parsing"
+
+
+@needs_proc
+def test_a_parent_run_with_its_standard_streams_closed_still_gets_parsed_jobs(tmp_path, examples_copy):
+    report = tmp_path / "report.txt"
+    jobs = sorted(str(p) for p in (examples_copy / "jobs").rglob("*.yaml"))
+    script = (
+        "import os, time\nfrom dativo_ingest import templating, yamlsource\n"
+        f"env = templating.environment()\ntemplating.compile_aside({jobs!r})\n"
+        "pid = env.bytecode_cache.pending[0]\n"
+        "while open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()[0] != 'Z': time.sleep(0.01)\n"
+        "env.get_template('workspace/versions.tf.j2')\n"
+        f"open({str(report)!r}, 'w').write(str(len(yamlsource._parsed_ahead)))\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60,
+                   preexec_fn=lambda: (os.close(0), os.close(1), os.close(2)))
+    assert int(report.read_text()) == len(jobs)

@@ -186,11 +186,12 @@ SMALLEST_CHUNK = 4
 
 def work_chunks(paths: list[Path], workers: int) -> list[list[Path]]:
     """`paths` in order, cut into chunks that shrink as the work runs out (each a quarter of what is left per
-    worker, at least SMALLEST_CHUNK): few round trips at first, and at the end no worker is left alone with a
-    big chunk while the others wait."""
+    worker, at least SMALLEST_CHUNK, or one when the jobs are few): few round trips at first, and at the end no
+    worker is left alone with a big chunk while the others wait."""
     chunks, start = [], 0
+    smallest = max(1, min(SMALLEST_CHUNK, len(paths) // (workers * 4)))  # few jobs: one each, for every worker
     while start < len(paths):
-        size = max(SMALLEST_CHUNK, (len(paths) - start) // (workers * 4))
+        size = max(smallest, (len(paths) - start) // (workers * 4))
         chunks.append(paths[start:start + size])
         start += size
     return chunks

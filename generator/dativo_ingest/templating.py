@@ -58,17 +58,18 @@ class HandedOver(jinja2.BytecodeCache):
         sent = bytearray()
         waiting = select.poll()  # (not select(): it cannot wait on a descriptor numbered 1024 or more)
         waiting.register(fd, select.POLLIN)
+        jobs = b""
         try:
             while not _has_code(sent) and waiting.poll(_PATIENCE_SECONDS * 1000) and (chunk := os.read(fd, 1 << 20)):
                 sent += chunk
             while parsed_fd is None and _has_code(sent) and waiting.poll(0) and (chunk := os.read(fd, 1 << 20)):
                 sent += chunk  # no in-memory file: the jobs came down the pipe, as many as it holds
-        finally:
+        finally:  # (interrupted too: nothing may stay open for later workers to inherit)
             _stop(pid, fd)  # the child is gone: what it wrote stays as it is
-        if parsed_fd is not None:
-            jobs = _read_and_close(parsed_fd)
-            if _has_code(sent):  # the pipe held the code frame alone: the jobs' frames follow it
-                sent += jobs
+            if parsed_fd is not None:
+                jobs = _read_and_close(parsed_fd)
+        if parsed_fd is not None and _has_code(sent):  # the pipe held the code frame alone: the jobs follow it
+            sent += jobs
         parsed = []
         for kind, payload in _frames(sent):
             try:
@@ -171,11 +172,17 @@ def compile_aside(jobs: Sequence[Path] = ()) -> None:
     parsed = None
     if jobs:
         with contextlib.suppress(AttributeError, OSError):  # Linux: the pipe takes the jobs elsewhere
+            import fcntl
+
             parsed = os.memfd_create("dativo-tf-parsed-jobs", os.MFD_CLOEXEC)
+            if parsed <= 2:  # standard streams closed: above them, or the child points it at /dev/null
+                parsed, low = fcntl.fcntl(parsed, fcntl.F_DUPFD_CLOEXEC, 3), parsed
+                os.close(low)
         with contextlib.suppress(AttributeError, OSError):  # Linux: the code does not wait for this process
             import fcntl
 
             fcntl.fcntl(write, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
+    parent = os.getpid()
     try:
         pid = os.fork()
     except OSError:  # no process to spare: the templates compile here
@@ -199,7 +206,9 @@ def compile_aside(jobs: Sequence[Path] = ()) -> None:
             env.get_template(name)
         _send(write, b"c", marshal.dumps(cache.code))
         status = 0
-        for path in jobs:  # until the parent takes the code (and stops this child) or the jobs run out
+        for path in jobs:  # until the parent takes the code (and stops this child), dies, or the jobs run out
+            if os.getppid() != parent:
+                break
             job = yamlsource.parse_ahead(path)
             if job is not None:
                 _send(write if parsed is None else parsed, b"j", pickle.dumps(job, pickle.HIGHEST_PROTOCOL))
