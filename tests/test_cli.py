@@ -355,3 +355,15 @@ def test_rendering_leaves_the_collector_of_an_application_as_it_found_it(example
         assert gc.isenabled() is enabled and rendered.workspaces
     finally:
         gc.enable()
+
+
+def test_a_date_that_does_not_exist_is_an_input_error_with_its_line(examples_copy, monkeypatch):
+    job = examples_copy / "jobs/acme/orders_ecs.yaml"
+    lines = job.read_text().count("\n")
+    job.write_text(job.read_text() + "run_date: 2020-13-45\n")
+    tree = snapshot(examples_copy)
+    result = run(["generate", "-j", "1"], examples_copy, monkeypatch)
+    assert result.exit_code == 2, result.output
+    assert f"jobs/acme/orders_ecs.yaml:{lines + 1}: error: invalid YAML: the date 2020-13-45 does not exist" \
+        in result.stderr
+    assert "Traceback" not in result.stderr and snapshot(examples_copy) == tree

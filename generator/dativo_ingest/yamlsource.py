@@ -116,7 +116,17 @@ class SafeLoader(_BaseLoader):  # type: ignore[misc, valid-type]
                 "19 digits (signed 64-bit)", node.start_mark) from None
 
 
+    def construct_yaml_timestamp(self, node):  # type: ignore[no-untyped-def]
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError as exc:  # 2020-13-45 matches YAML's timestamp pattern, but no calendar
+            raise yaml.constructor.ConstructorError(
+                None, None, f"the date {node.value[:40]} does not exist ({exc}); allowed: real dates such as "
+                "2020-12-31, or quote the value to keep it as text", node.start_mark) from None
+
+
 SafeLoader.add_constructor("tag:yaml.org,2002:int", SafeLoader.construct_yaml_int)
+SafeLoader.add_constructor("tag:yaml.org,2002:timestamp", SafeLoader.construct_yaml_timestamp)
 
 
 @lru_cache(maxsize=8192)
