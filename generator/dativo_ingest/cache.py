@@ -40,11 +40,7 @@ def relative(path: Path, root: Path) -> str:
 
 def _relative_resolved(resolved: Path, root: Path) -> str:
     """`resolved.relative_to(root)` (both resolved) with forward slashes, by their text: no Path is built."""
-    text, base = resolved.as_posix(), root.as_posix()
-    if text == base:
-        return "."
-    prefix = base.rstrip("/") + "/"
-    return text[len(prefix):] if text.startswith(prefix) else text
+    return "." if resolved.as_posix() == root.as_posix() else job_key(resolved, root)
 
 
 def job_key(path: Path, root: Path) -> str:

@@ -171,16 +171,14 @@ def compile_aside(jobs: Sequence[Path] = ()) -> None:
     read, write = os.pipe()
     parsed = None
     if jobs:
-        with contextlib.suppress(AttributeError, OSError):  # Linux: the pipe takes the jobs elsewhere
-            import fcntl
+        import fcntl  # (fork, and so this child, exists only where fcntl does)
 
+        with contextlib.suppress(AttributeError, OSError):  # Linux: the pipe takes the jobs elsewhere
             parsed = os.memfd_create("dativo-tf-parsed-jobs", os.MFD_CLOEXEC)
             if parsed <= 2:  # standard streams closed: above them, or the child points it at /dev/null
                 parsed, low = fcntl.fcntl(parsed, fcntl.F_DUPFD_CLOEXEC, 3), parsed
                 os.close(low)
         with contextlib.suppress(AttributeError, OSError):  # Linux: the code does not wait for this process
-            import fcntl
-
             fcntl.fcntl(write, fcntl.F_SETPIPE_SZ, _PIPE_BYTES)
     parent = os.getpid()
     try:

@@ -115,7 +115,6 @@ class SafeLoader(_BaseLoader):  # type: ignore[misc, valid-type]
                 None, None, f"integer {node.value[:20]}... is too large; allowed: integers of at most "
                 "19 digits (signed 64-bit)", node.start_mark) from None
 
-
     def construct_yaml_timestamp(self, node):  # type: ignore[no-untyped-def]
         try:
             return super().construct_yaml_timestamp(node)
