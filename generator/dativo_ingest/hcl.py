@@ -150,6 +150,95 @@ def attributes(mapping: dict[str, Any]) -> str:
     return "\n".join(f"{k} = {value(v)}" for k, v in mapping.items())
 
 
+def laid_attributes(mapping: dict[str, Any], header: str | None = None) -> str:
+    """`format_hcl(attributes(mapping))`, after a `header` of comment lines and a blank line when given, written
+    laid out directly: while the values are encoded the alignment is known, so nothing is laid out twice."""
+    for name in mapping:
+        if not _ATTRIBUTE_NAME.match(str(name)):
+            raise ValueError(f"{name!r} is not a valid HCL attribute name")
+    if header is not None and not all(line[:1] == "#" and line == line.rstrip() for line in header.split("\n")):
+        return format_hcl(f"{header}\n\n{attributes(mapping)}")
+    out: list[str] = []
+    if header is not None:
+        out += [header, ""] if mapping else [header]
+    _laid_body(mapping.items(), "", out, quote=False)
+    return "\n".join(out) + "\n"
+
+
+def _one_line(obj: Any) -> str | None:
+    """`value(obj)` when it is one line, else None (a non-empty map, a long or nested list)."""
+    if isinstance(obj, str):
+        return f'"{escape(obj)}"'
+    if isinstance(obj, dict):
+        return None if obj else "{}"
+    if isinstance(obj, (list, tuple)):
+        if not obj:
+            return "[]"
+        if all(v is None or isinstance(v, (bool, int, float, str)) for v in obj):
+            one_line = "[" + ", ".join([_one_line(v) for v in obj]) + "]"  # type: ignore[misc]
+            if len(one_line) <= _SCALAR_LIST_WIDTH:
+                return one_line
+        return None
+    scalar = _scalar(obj)  # (null, a bool or a number: never a placeholder)
+    if scalar is None:
+        raise TypeError(f"cannot encode {type(obj).__name__} as HCL")
+    return scalar
+
+
+# key -> (as written, its width): the same keys recur in every job's maps
+_LEADS: dict[str, tuple[str, int]] = {}
+
+
+def _lead(name: str) -> tuple[str, int]:
+    """A map key as `value` writes it, and its width as the layout measures it."""
+    known = _LEADS.get(name)
+    if known is None:
+        lead = key(name)
+        known = (lead, len(lead) if lead.isascii() and lead[:1] != '"' else _lead_columns(lead))
+        if len(_LEADS) < 4096:
+            _LEADS[name] = known
+    return known
+
+
+def _laid_body(items: Any, pad: str, out: list[str], quote: bool = True) -> None:
+    """`name = value` lines at indent `pad`: runs of one-line ones aligned, multi-line ones opening a nesting."""
+    run: list[tuple[str, int, str]] = []
+    for name, item in items:
+        lead, width = _lead(str(name)) if quote else (name, len(name))
+        one = _one_line(item)
+        if one is not None:
+            run.append((lead, width, one))
+            continue
+        _flush_run(run, pad, out)
+        out.append(f"{pad}{lead} = {'{' if isinstance(item, dict) else '['}")
+        _laid_nested(item, pad, out)
+    _flush_run(run, pad, out)
+
+
+def _laid_nested(obj: Any, pad: str, out: list[str], end: str = "") -> None:
+    """The lines inside a multi-line map or list whose opening line is written, then its closing line."""
+    inner = pad + "  "
+    if isinstance(obj, dict):
+        _laid_body(obj.items(), inner, out)
+        out.append(f"{pad}}}{end}")
+        return
+    for item in obj:
+        one = _one_line(item)
+        if one is not None:
+            out.append(f"{inner}{one},")
+        else:
+            out.append(inner + ("{" if isinstance(item, dict) else "["))
+            _laid_nested(item, inner, out, ",")
+    out.append(f"{pad}]{end}")
+
+
+def _flush_run(run: list[tuple[str, int, str]], pad: str, out: list[str]) -> None:
+    if run:
+        width = max(used for _, used, _ in run) + 1
+        out.extend([f"{pad}{lead}{' ' * (width - used)}= {text}" for lead, used, text in run])
+        run.clear()
+
+
 # --- layout ---------------------------------------------------------------------------------------
 
 

@@ -46,5 +46,5 @@ def generate_terraform_output(job_config: JobConfig, asset_definition: AssetDefi
     if format == "json":
         return hcl.dumps_json(variables)
     if format == "hcl":
-        return hcl.format_hcl(hcl.attributes(variables))
+        return hcl.laid_attributes(variables)
     raise ValueError(f"format must be 'json' or 'hcl', not {format!r}")

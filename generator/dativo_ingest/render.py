@@ -270,9 +270,7 @@ class Prepared:
         if self.tfvars_format == "json":  # Terraform reads JSON tfvars strings literally: no `$${` escaping
             files["terraform.tfvars.json"] = hcl.dumps_json(variables)
         else:
-            with hcl.literals() as kept:
-                text = hcl.attributes(variables)
-            files["terraform.tfvars"] = hcl.format_hcl(f"{header}\n\n{text}", kept)
+            files["terraform.tfvars"] = hcl.laid_attributes(variables, header)
         self.workspace.files = dict(sorted(files.items()))
         return self.workspace
 
