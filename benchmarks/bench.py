@@ -36,6 +36,9 @@ if os.environ.get("BENCH_CLI"):  # another build to compare, e.g. "python -m dat
 BASELINE = [sys.executable, str(Path(__file__).with_name("cookiecutter_baseline.py"))]
 FLOOR = [sys.executable, str(Path(__file__).with_name("floor.py"))]
 TARGETS = {"generate": 2.0, "check": 2.0, "start": 2.5}  # issue 16: at most this many times the floor
+# Issue 16 sets the generate and no-op targets on realistic repos of 1,000 and 10,000 jobs. Smaller runs print
+# their ratio without a verdict: there start-up (interpreter, click, PyYAML, pydantic) is most of the time.
+TARGET_MIN_JOBS = 1000
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 BASELINE_RUNS = {100: 3, 1000: 1}  # one cookiecutter run of 1,000 jobs takes about 40 s
 
@@ -101,13 +104,16 @@ def row(name: str, values: list[float], n: int | None = None, unit: str = "s") -
     return f"| {name} | " + " | ".join(cells) + f" | {per_job} |"
 
 
-def ratio_row(name: str, ours: list[float], floor: list[float], target: str, unit: str = "s") -> str:
+def ratio_row(name: str, ours: list[float], floor: list[float], target: str, unit: str = "s",
+              jobs: int | None = None) -> str:
     scale, fmt = (1000, "{:.0f} ms") if unit == "ms" else (1, "{:.2f} s")
     mine, base = statistics.median(ours), statistics.median(floor)
     ratio = mine / base
-    verdict = "met" if ratio <= TARGETS[target] else "**not met**"
-    return (f"| {name} | {fmt.format(mine * scale)} | {fmt.format(base * scale)} | {ratio:.2f}× | "
-            f"≤ {TARGETS[target]}× {verdict} |")
+    if jobs is not None and jobs < TARGET_MIN_JOBS:
+        goal = f"none below {TARGET_MIN_JOBS:,} jobs (start-up dominates)"
+    else:
+        goal = f"≤ {TARGETS[target]}× " + ("met" if ratio <= TARGETS[target] else "**not met**")
+    return f"| {name} | {fmt.format(mine * scale)} | {fmt.format(base * scale)} | {ratio:.2f}× | {goal} |"
 
 
 def one_job(repo: Path) -> Path:
@@ -162,8 +168,8 @@ def bench_size(n: int, work: Path) -> tuple[list[str], float | None]:
     ratios = [
         "",
         "| against the floor (medians, same run) | dativo-tf | floor | ratio | target |", "|---|---|---|---|---|",
-        ratio_row("full generate into an empty folder", times["full"], times["floor_full"], "generate"),
-        ratio_row("no-op `generate --check`", times["check"], times["floor_check"], "check"),
+        ratio_row("full generate into an empty folder", times["full"], times["floor_full"], "generate", jobs=n),
+        ratio_row("no-op `generate --check`", times["check"], times["floor_check"], "check", jobs=n),
     ]
     ratio = None
     runs = BASELINE_RUNS.get(n, 0) if os.environ.get("BENCH_BASELINE", "1") != "0" else 0
