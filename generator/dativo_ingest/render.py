@@ -235,9 +235,11 @@ def render_job(job: JobConfig, project: ProjectSettings, asset: AssetDefinition 
     # the globals merged once per job: Template.render merges them into a copy of the context for every file
     context = {**env.globals, **prepared.context}
     texts = {}
-    for name, template in prepared.templates:
+    for name, template_name in prepared.templates:
+        template = env.get_template(template_name)
         with hcl.literals() as kept:  # laid out once per shape of file, not once per job (see hcl.literals)
-            texts[name] = (str(env.get_template(template).make_module(context, shared=True)), kept)
+            # Template.render without copying the context, or building a module of the template's names
+            texts[name] = ("".join(template.root_render_func(template.new_context(context, shared=True))), kept)
     return prepared.finish(texts)
 
 

@@ -34,6 +34,10 @@ class SafeLoader(_BaseLoader):  # type: ignore[misc, valid-type]
 
     check_aliases = False  # set per document by `parse`: only documents with an anchor can expand
 
+    # The composer calls these around every node, for path-dependent resolvers; SafeLoader has none (see
+    # `_scalar_tag`), so they do nothing, without PyYAML's check of that on each call.
+    descend_resolver = ascend_resolver = staticmethod(lambda *_: None)
+
     def resolve(self, kind, value, implicit):  # type: ignore[no-untyped-def]
         if kind is yaml.ScalarNode:  # keys and values recur across files: match each against the rules once
             return _scalar_tag(value, implicit)
