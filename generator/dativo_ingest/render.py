@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -171,12 +172,8 @@ def prepare_job(job: JobConfig, project: ProjectSettings, asset: AssetDefinition
     schedule = None
     if infra.schedule:
         try:
-            fields = cron.parse(infra.schedule.cron)
-            schedule = {
-                "cron": " ".join(fields),
-                "aws": cron.to_aws(infra.schedule.cron) if cloud == "aws" else None,
-                "timezone": infra.schedule.timezone,
-            }
+            standard, aws_form = _cron_forms(infra.schedule.cron, cloud == "aws")
+            schedule = {"cron": standard, "aws": aws_form, "timezone": infra.schedule.timezone}
         except cron.CronError as exc:
             raise job.error(str(exc), "infrastructure", "schedule", cls=CloudLimitError) from None
 
@@ -277,6 +274,13 @@ class Prepared:
         return self.workspace
 
 
+@lru_cache(maxsize=256)
+def _cron_forms(expression: str, aws: bool) -> tuple[str, str | None]:
+    """A schedule's standard cron (checked; macros expanded) and, for AWS, its EventBridge form: many jobs share
+    one schedule. An invalid one raises cron.CronError (not remembered)."""
+    return " ".join(cron.parse(expression)), cron.to_aws(expression) if aws else None
+
+
 def _backend(job: JobConfig, settings: Settings, directory: PurePosixPath, region: str) -> dict[str, Any]:
     cloud = job.infrastructure.cloud_provider
     base = (settings.aws.backend if cloud == "aws" else settings.gcp.backend).model_dump()
@@ -288,7 +292,7 @@ def _backend(job: JobConfig, settings: Settings, directory: PurePosixPath, regio
             f"unknown backend key {unknown[0]!r} for {cloud}; allowed: {', '.join(sorted(allowed))}",
             "infrastructure", "terraform", "backend", unknown[0],
         )
-    conf = deep_merge(base, override)
+    conf = deep_merge(base, override) if override else base  # (model_dump made base: a new dict, ours)
     if not conf.get("bucket"):
         return {"type": "local", "config": {}}
     names = {"tenant_id": directory.parts[0], "environment": directory.parts[1], "job_name": directory.parts[2]}
