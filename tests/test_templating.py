@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 
+import jinja2
 import pytest
 
 from dativo_ingest import templating, yamlsource
@@ -338,3 +339,28 @@ def test_a_parent_run_with_its_standard_streams_closed_still_gets_parsed_jobs(tm
     subprocess.run([sys.executable, "-c", script], check=True, timeout=60,
                    preexec_fn=lambda: (os.close(0), os.close(1), os.close(2)))
     assert int(report.read_text()) == len(jobs)
+
+
+class _Items(dict):
+    pass
+
+
+class _Attrs:
+    name = "attribute"
+
+    def __getitem__(self, key):
+        return f"item {key}"
+
+
+@pytest.mark.parametrize("obj", [{"name": "v"}, {}, {"items": "shadow", "get": 1, "keys": None}, {1: "int key"},
+                                 _Items(name="subclass"), _Attrs(), "text", ["a"], None])
+@pytest.mark.parametrize("attribute", ["name", "items", "get", "keys", "__class__", "missing", "1"])
+def test_attribute_lookup_is_jinjas_own(obj, attribute):
+    """Our environment looks a plain dict's item up before trying the attribute dict does not have: what a
+    template reads is what Jinja's own lookup gives, method names and missing keys included."""
+    ours = templating.environment().getattr(obj, attribute)
+    theirs = jinja2.Environment(undefined=jinja2.StrictUndefined).getattr(obj, attribute)
+    if isinstance(theirs, jinja2.Undefined):
+        assert isinstance(ours, jinja2.StrictUndefined) and ours._undefined_name == theirs._undefined_name
+    else:
+        assert ours == theirs

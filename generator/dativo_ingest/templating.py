@@ -134,10 +134,26 @@ def _stop(pid: int, fd: int) -> None:
         pass
 
 
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+
+
+class _Environment(jinja2.Environment):
+    def getattr(self, obj: object, attribute: str) -> object:
+        """`obj.attribute` as Jinja reads it, with a plain dict's item looked up first when dict has no such
+        attribute: Jinja tries the attribute first, and the AttributeError costs about a microsecond, some twenty
+        times per job. The same result either way."""
+        if type(obj) is dict and attribute not in _DICT_ATTRIBUTES:
+            try:
+                return obj[attribute]
+            except (TypeError, LookupError):
+                pass
+        return super().getattr(obj, attribute)
+
+
 @lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
     """The one Jinja environment: strict, deterministic, with the HCL filters."""
-    env = jinja2.Environment(
+    env = _Environment(
         loader=jinja2.FileSystemLoader(str(files("dativo_ingest.templates"))),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
