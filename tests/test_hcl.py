@@ -223,3 +223,14 @@ def test_laid_attributes_refuses_what_attributes_refuses():
     with pytest.raises(TypeError, match="cannot encode set"):
         hcl.laid_attributes({"a": {"b": {1}}})
     assert hcl.laid_attributes({}, "# h") == hcl.format_hcl("# h\n\n") and hcl.laid_attributes({}) == "\n"
+
+
+def test_literals_blocks_nest_and_restore_the_outer_one_on_errors():
+    with hcl.literals() as outer:
+        hcl.string("a")
+        with pytest.raises(ValueError), hcl.literals() as inner:
+            hcl.string("b")
+            raise ValueError
+        hcl.string("c")
+    assert outer == ["a", "c"] and inner == ["b"]
+    assert hcl.string("d") == '"d"'  # outside any block the string is written in place

@@ -240,7 +240,7 @@ class AssetDefinition(OpenModel):
 
     @property
     def path(self) -> Path:
-        return self._path
+        return self.__pydantic_private__["_path"]  # (see JobConfig: pydantic's own lookup costs microseconds)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "AssetDefinition":
@@ -384,11 +384,11 @@ class JobConfig(OpenModel):
         check_terraform_values(data, JOB_TERRAFORM_VALUES, path=path, text=text)
         check_near_misses(data, ("infrastructure",), path=path, text=text)
         job = validate(cls, data, path=path, text=text)
-        job._path = path
-        job._root = paths.real(Path(project_root)) if project_root else find_project_root(path.parent)
-        job._text = text
-        job._read = seen[0]
-        job._relative = ((job._path, job._root), _relative(path, job._root, link=seen[0][2]))  # read_text saw a link
+        root = paths.real(Path(project_root)) if project_root else find_project_root(path.parent)
+        job.__pydantic_private__.update(  # (set directly: see the note on the private attributes above)
+            _path=path, _root=root, _text=text, _read=seen[0],
+            _relative=((path, root), _relative(path, root, link=seen[0][2])),  # read_text saw a link
+        )
         for key in PATH_KEYS:
             job.resolve_path(key)  # refuses a path outside the project before anything reads it
         return job

@@ -17,8 +17,6 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
@@ -74,18 +72,26 @@ def _put_back(text: str, kept: list[str] | None) -> str:
     return _PLACEHOLDER.sub(lambda m: kept[int(m[1])], text)
 
 
-@contextmanager
-def literals() -> Iterator[list[str]]:
+def literals() -> _Literals:
     """Collect the text of every string `string` encodes in this block, in a list, placeholders in their place;
     `format_hcl(text, that list)` lays the text out and puts them back. Once escaped, a string holds no bare
     quote, newline or interpolation: the layout reads it as one token, whatever it says, wherever it stands.
     Only as a name before an aligned `=` does its width count (format_hcl then lays out the text with it in)."""
-    global _kept
-    previous, _kept = _kept, []
-    try:
-        yield _kept
-    finally:
-        _kept = previous
+    return _Literals()
+
+
+class _Literals:
+    """The block `literals` opens: a class, not a generator, as it is entered for every file of every job (a
+    generator's end is an exception)."""
+
+    def __enter__(self) -> list[str]:
+        global _kept
+        self.previous, _kept = _kept, []
+        return _kept
+
+    def __exit__(self, *exc: object) -> None:
+        global _kept
+        _kept = self.previous
 
 
 def key(name: str, quoted: bool = False) -> str:
