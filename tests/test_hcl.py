@@ -234,3 +234,13 @@ def test_literals_blocks_nest_and_restore_the_outer_one_on_errors():
         hcl.string("c")
     assert outer == ["a", "c"] and inner == ["b"]
     assert hcl.string("d") == '"d"'  # outside any block the string is written in place
+
+
+def test_a_map_of_strings_laid_out_again_comes_out_the_same_at_every_depth():
+    """Maps of strings (tags, labels) recur across jobs, so their laid-out lines are remembered per indent."""
+    tags = {"CostCenter": "FIN", "a-b": "x", "é": "${y}", "longer_key_name": "v"}
+    values = {"tags": tags, "nested": {"inner": tags, "list": [tags, {"k": tags}], "other": {"CostCenter": "FIN"}}}
+    expected = hcl.format_hcl(hcl.attributes(values))
+    hcl._laid_flat.clear()
+    assert hcl.laid_attributes(values) == expected
+    assert hcl.laid_attributes(values) == expected  # laid out from what was remembered

@@ -225,7 +225,18 @@ def _laid_nested(obj: Any, pad: str, out: list[str], end: str = "") -> None:
     """The lines inside a multi-line map or list whose opening line is written, then its closing line."""
     inner = pad + "  "
     if isinstance(obj, dict):
-        _laid_body(obj.items(), inner, out)
+        items = tuple(obj.items())
+        if all(type(v) is str for _, v in items):  # tags and labels: the same maps recur across jobs
+            lines = _laid_flat.get((inner, items))
+            if lines is None:
+                lines = []
+                _laid_body(items, inner, lines)
+                if len(_laid_flat) >= 1024:
+                    _laid_flat.clear()
+                _laid_flat[inner, items] = lines
+            out.extend(lines)
+        else:
+            _laid_body(items, inner, out)
         out.append(f"{pad}}}{end}")
         return
     for item in obj:
@@ -236,6 +247,10 @@ def _laid_nested(obj: Any, pad: str, out: list[str], end: str = "") -> None:
             out.append(inner + ("{" if isinstance(item, dict) else "["))
             _laid_nested(item, inner, out, ",")
     out.append(f"{pad}]{end}")
+
+
+# (indent, a map of strings' items) -> its lines, laid out
+_laid_flat: dict[tuple[str, tuple[tuple[Any, str], ...]], list[str]] = {}
 
 
 def _flush_run(run: list[tuple[str, int, str]], pad: str, out: list[str]) -> None:
