@@ -29,19 +29,26 @@ MAX_FILE_BYTES = 1024 * 1024
 MAX_NODES = 10_000
 
 
+_RESOLVER = yaml.resolver.Resolver()
+
+
+@lru_cache(maxsize=8192)
+def _node_tag(kind: type, value: str | None, implicit: tuple[bool, bool] | bool) -> str:
+    """The tag PyYAML's rules give a node (SafeLoader has no path-dependent rules: its kind, value and style
+    decide). Keys and values recur across files: each is matched against the rules once."""
+    return _RESOLVER.resolve(kind, value, implicit)
+
+
 class SafeLoader(_BaseLoader):  # type: ignore[misc, valid-type]
     """The safe (C) loader, refusing duplicate keys, integers Python cannot parse, and alias bombs."""
 
     check_aliases = False  # set per document by `parse`: only documents with an anchor can expand
 
     # The composer calls these around every node, for path-dependent resolvers; SafeLoader has none (see
-    # `_scalar_tag`), so they do nothing, without PyYAML's check of that on each call.
+    # `_node_tag`), so they do nothing, without PyYAML's check of that on each call.
     descend_resolver = ascend_resolver = staticmethod(lambda *_: None)
-
-    def resolve(self, kind, value, implicit):  # type: ignore[no-untyped-def]
-        if kind is yaml.ScalarNode:  # keys and values recur across files: match each against the rules once
-            return _scalar_tag(value, implicit)
-        return super().resolve(kind, value, implicit)
+    # the composer calls this for every node: the cached function itself, without a method's frame around it
+    resolve = staticmethod(_node_tag)
 
     def get_single_data(self):  # type: ignore[no-untyped-def]
         node = self.get_single_node()
@@ -132,13 +139,6 @@ SafeLoader.add_constructor("tag:yaml.org,2002:int", SafeLoader.construct_yaml_in
 SafeLoader.add_constructor("tag:yaml.org,2002:timestamp", SafeLoader.construct_yaml_timestamp)
 
 
-@lru_cache(maxsize=8192)
-def _scalar_tag(value: str, implicit: tuple[bool, bool]) -> str:
-    """The tag PyYAML's rules give a scalar (SafeLoader has no path-dependent rules: value and style decide)."""
-    return _RESOLVER.resolve(yaml.ScalarNode, value, implicit)
-
-
-_RESOLVER = yaml.resolver.Resolver()
 _STR, _MAP, _SEQ = "tag:yaml.org,2002:str", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"
 # scalars whose constructor returns the value outright (a timestamp or binary goes the full path)
 _SCALAR_TAGS = frozenset(f"tag:yaml.org,2002:{name}" for name in ("int", "float", "bool", "null"))
