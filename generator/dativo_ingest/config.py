@@ -332,6 +332,9 @@ def load_asset(path: Path) -> AssetDefinition:
     return _asset_cache[key]
 
 
+_NO_JOB_PATH, _NO_ROOT = Path("<job>"), Path(".")  # a job built without a file (a Path never changes)
+
+
 class JobConfig(OpenModel):
     """A Dativo job config. Unknown top-level keys are kept: the job schema belongs to Dativo."""
 
@@ -363,9 +366,9 @@ class JobConfig(OpenModel):
     infrastructure: Optional[InfrastructureConfig] = Field(None, description="Where and how the job runs; without "
                                                                              "it the job gets no workspace.")
 
-    # (factories, not default Paths: pydantic deep-copies a default Path for every job, ~8 µs each)
-    _path: Path = PrivateAttr(default_factory=lambda: Path("<job>"))
-    _root: Path = PrivateAttr(default_factory=lambda: Path("."))
+    # (factories handing out one Path each, not default Paths: pydantic deep-copies a default for every job)
+    _path: Path = PrivateAttr(default_factory=lambda: _NO_JOB_PATH)
+    _root: Path = PrivateAttr(default_factory=lambda: _NO_ROOT)
     _text: str = PrivateAttr(default="")
     _relative: Optional[tuple] = PrivateAttr(default=None)
     _read: Optional[tuple] = PrivateAttr(default=None)  # the job file as read: see `yamlsource.read_text`
