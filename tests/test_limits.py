@@ -127,3 +127,25 @@ def test_schedule_error_names_the_key(project):
     with pytest.raises(InputError) as info:
         project.render("job", ecs(256, 512) + '\nschedule: "0 3 * *"')
     assert info.value.key == "infrastructure.schedule" and "4 fields" in info.value.message
+
+
+def test_inferring_a_variable_type_visits_each_value_once(monkeypatch):
+    """`terraform.variables` come from the job: a nested list whose items differ in type (a tuple type) must
+    not be typed twice per level, which grows as 2^depth (a 50-deep value took minutes)."""
+    from dativo_ingest import render
+
+    value: object = [1, 1]
+    for _ in range(16):
+        value = [value, 1]
+    calls = 0
+    real = render.infer_type
+
+    def counting(v):
+        nonlocal calls
+        calls += 1
+        return real(v)
+
+    monkeypatch.setattr(render, "infer_type", counting)
+    typed = render.infer_type(value)
+    assert typed.startswith("tuple([tuple([") and typed.endswith(", number])")
+    assert calls <= 2 * (16 * 2 + 2) + 1, calls  # each of the 34 values (and the outermost) once

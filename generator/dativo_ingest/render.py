@@ -77,19 +77,21 @@ def infer_type(value: Any) -> str:
         return "number"
     if isinstance(value, str):
         return "string"
+    # each item typed once: typing it again for a tuple or object type doubles the work at every level
     if isinstance(value, (list, tuple)):
-        types = {infer_type(v) for v in value}
-        if len(types) == 1 and "any" not in types:
-            return f"list({types.pop()})"
-        return "list(any)" if not value else "tuple([" + ", ".join(infer_type(v) for v in value) + "])"
+        items = [infer_type(v) for v in value]
+        if len(set(items)) == 1 and items[0] != "any":
+            return f"list({items[0]})"
+        return "list(any)" if not value else "tuple([" + ", ".join(items) + "])"
     if isinstance(value, dict):
-        types = {infer_type(v) for v in value.values()}
+        fields = {k: infer_type(v) for k, v in value.items()}
+        types = set(fields.values())
         if len(types) == 1 and "any" not in types:
             return f"map({types.pop()})"
         if not value:
             return "map(any)"
         if all(hcl.is_identifier(str(k)) for k in value):
-            return "object({ " + ", ".join(f"{k} = {infer_type(v)}" for k, v in value.items()) + " })"
+            return "object({ " + ", ".join(f"{k} = {t}" for k, t in fields.items()) + " })"
         return "any"
     raise TypeError(f"unsupported value {value!r}")
 
