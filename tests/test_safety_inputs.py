@@ -581,3 +581,25 @@ def test_containment_follows_a_changed_allow_outside_project(tmp_path):
     assert paths.problem("../shared/a.yaml", root / "../shared/a.yaml", root) is None
     paths.allow(root, [])
     assert "points outside the project" in paths.problem("../shared/a.yaml", root / "../shared/a.yaml", root)
+
+
+def test_a_host_applications_path_resolvers_neither_break_nor_change_our_yaml():
+    """dativo-tf runs inside other processes (the Python API, Dagster): a path resolver that application registers
+    on PyYAML's C loader must not reach the loader dativo-tf parses with, and ours refuses one outright."""
+    import yaml
+
+    from dativo_ingest import yamlsource
+
+    for base in (yamlsource.SafeLoader.__mro__[1], yaml.resolver.Resolver):
+        saved = base.__dict__.get("yaml_path_resolvers")
+        try:
+            yaml.add_path_resolver("!custom", [], dict, Loader=base)
+            assert yamlsource.parse("a: 1\nb: [x]\n", "f.yaml") == {"a": 1, "b": ["x"]}
+        finally:
+            if saved is None:
+                del base.yaml_path_resolvers
+            else:
+                base.yaml_path_resolvers = saved
+    with pytest.raises(TypeError):
+        yamlsource.SafeLoader.add_path_resolver("!custom", [], dict)
+    assert yamlsource.parse("a: 1\n", "f.yaml") == {"a": 1}

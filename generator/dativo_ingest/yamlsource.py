@@ -11,6 +11,7 @@ import hashlib
 import os
 from functools import lru_cache
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Sequence
 
 import yaml
@@ -29,7 +30,14 @@ MAX_FILE_BYTES = 1024 * 1024
 MAX_NODES = 10_000
 
 
-_RESOLVER = yaml.resolver.Resolver()
+class _Rules(yaml.resolver.Resolver):
+    """PyYAML's tag rules without path resolvers, whatever an application that runs dativo-tf registers (the
+    Python API, Dagster): a tag depends on a node's kind, value and style only (see `_node_tag`)."""
+
+    yaml_path_resolvers = MappingProxyType({})  # and registering one here fails
+
+
+_RESOLVER = _Rules()
 
 
 @lru_cache(maxsize=8192)
@@ -47,6 +55,7 @@ class SafeLoader(_BaseLoader):  # type: ignore[misc, valid-type]
     # The composer calls these around every node, for path-dependent resolvers; SafeLoader has none (see
     # `_node_tag`), so they do nothing, without PyYAML's check of that on each call.
     descend_resolver = ascend_resolver = staticmethod(lambda *_: None)
+    yaml_path_resolvers = _Rules.yaml_path_resolvers
     # the composer calls this for every node: the cached function itself, without a method's frame around it
     resolve = staticmethod(_node_tag)
 
