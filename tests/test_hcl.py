@@ -244,3 +244,24 @@ def test_a_map_of_strings_laid_out_again_comes_out_the_same_at_every_depth():
     hcl._laid_flat.clear()
     assert hcl.laid_attributes(values) == expected
     assert hcl.laid_attributes(values) == expected  # laid out from what was remembered
+
+
+class _Named(str):
+    def __format__(self, spec):
+        return "long_name"
+
+
+@pytest.mark.parametrize("header", ["# x {", "# ${", "# a\n# (", None])
+@pytest.mark.parametrize("values", [{"a": 1}, {None: 1}, {True: {"k": "v"}}, {_Named("bb"): 1, "bb": 2}])
+def test_laid_attributes_match_the_layout_for_any_header_and_name(header, values):
+    """Found by review: a header ending in a bracket, and names that are not plain strings (written as
+    `attributes` writes them, with format)."""
+    text = hcl.attributes(values)
+    assert hcl.laid_attributes(values, header) == hcl.format_hcl(text if header is None else f"{header}\n\n{text}")
+
+
+def test_laid_attributes_inside_a_literals_block_put_their_strings_back():
+    with hcl.literals():
+        odd = hcl.laid_attributes({"a": "x"}, "# odd {")
+        plain = hcl.laid_attributes({"a": "x"}, "# plain")
+    assert odd == '# odd {\na = "x"\n' and plain == '# plain\n\na = "x"\n'

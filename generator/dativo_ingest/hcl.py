@@ -162,12 +162,14 @@ def laid_attributes(mapping: dict[str, Any], header: str | None = None) -> str:
     for name in mapping:
         if not _ATTRIBUTE_NAME.match(str(name)):
             raise ValueError(f"{name!r} is not a valid HCL attribute name")
-    if header is not None and not all(line[:1] == "#" and line == line.rstrip() for line in header.split("\n")):
-        return format_hcl(f"{header}\n\n{attributes(mapping)}")
-    out: list[str] = []
-    if header is not None:
-        out += [header, ""] if mapping else [header]
-    _laid_body(mapping.items(), "", out, quote=False)
+    lines = header.split("\n") if header is not None else []
+    if lines and not (all(line[:1] == "#" and line == line.rstrip() for line in lines)
+                      and lines[-1].strip()[-1:] not in _OPEN):  # (a header the layout would change)
+        with literals() as kept:
+            text = attributes(mapping)
+        return format_hcl(f"{header}\n\n{text}", kept)
+    out = lines + [""] if lines and mapping else lines
+    _laid_body(((f"{name}", item) for name, item in mapping.items()), "", out, quote=False)
     return "\n".join(out) + "\n"
 
 
