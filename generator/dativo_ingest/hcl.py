@@ -163,8 +163,7 @@ def laid_attributes(mapping: dict[str, Any], header: str | None = None) -> str:
         if not _ATTRIBUTE_NAME.match(str(name)):
             raise ValueError(f"{name!r} is not a valid HCL attribute name")
     lines = header.split("\n") if header is not None else []
-    if lines and not (all(line[:1] == "#" and line == line.rstrip() for line in lines)
-                      and lines[-1].strip()[-1:] not in _OPEN):  # (a header the layout would change)
+    if lines and not (_comment_header(lines) and all(line == line.rstrip() for line in lines)):  # layout changes it
         with literals() as kept:
             text = attributes(mapping)
         return format_hcl(f"{header}\n\n{text}", kept)
@@ -202,7 +201,7 @@ def _lead(name: str) -> tuple[str, int]:
     known = _LEADS.get(name)
     if known is None:
         lead = key(name)
-        known = (lead, len(lead) if lead.isascii() and lead[:1] != '"' else _lead_columns(lead))
+        known = (lead, _lead_columns(lead))
         if len(_LEADS) < 4096:
             _LEADS[name] = known
     return known
@@ -371,11 +370,16 @@ def format_hcl(text: str, kept: list[str] | None = None) -> str:
     return laid
 
 
+def _comment_header(lines: list[str]) -> bool:
+    """Lines that are all `#` comments, the last not ending in a bracket: laid out apart from what follows them
+    (a comment ending in a bracket counts as an opener for the blank-line rule)."""
+    return all(line[:1] == "#" for line in lines) and lines[-1].strip()[-1:] not in _OPEN
+
+
 def _format_kept(text: str, kept: list[str] | None) -> str:
     head, blank, body = text.partition("\n\n")
     header = head.split("\n")
-    # (a comment ending in a bracket counts as an opener for the blank-line rule: lay that out in one pass)
-    if blank and all(line[:1] == "#" for line in header) and header[-1].strip()[-1:] not in _OPEN:
+    if blank and _comment_header(header):
         rest, named, parts = _format_memo(body)
         # a comment closes nothing and aligns nothing: the layout after it is the rest's own, unless the rest
         # is empty or starts with a closing bracket (the blank line before it would be dropped)
