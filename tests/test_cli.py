@@ -245,6 +245,34 @@ def test_a_run_ends_without_the_interpreters_teardown_and_with_all_its_output(ex
     assert snapshot(examples_copy / "ours") == snapshot(examples_copy / "theirs")
 
 
+@pytest.mark.parametrize("preset", [None, "other"])
+def test_the_command_line_loads_no_pydantic_plugin_installed_beside_it(examples_copy, tmp_path, preset):
+    """A pydantic plugin installed in the same environment (an observability package, say) would wrap every
+    model's validation: the command line's output must not depend on it, and looking plugins up scans every
+    installed package's metadata at start-up. A value the user set for PYDANTIC_DISABLE_PLUGINS is theirs."""
+    site = tmp_path / "site"
+    (site / "spy_plugin-1.0.dist-info").mkdir(parents=True)
+    (site / "spy_plugin-1.0.dist-info/METADATA").write_text("Metadata-Version: 2.1\nName: spy-plugin\nVersion: 1.0\n")
+    (site / "spy_plugin-1.0.dist-info/entry_points.txt").write_text("[pydantic]\nspy = spy_plugin:plugin\n")
+    marker = tmp_path / "loaded"
+    (site / "spy_plugin.py").write_text(  # a plugin that does nothing but say it was loaded
+        f"open({str(marker)!r}, 'a').write('loaded')\n"
+        "class Plugin:\n    def new_schema_validator(self, *args, **kwargs):\n        return None, None, None\n"
+        "plugin = Plugin()\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    env["PYTHONPATH"] = os.pathsep.join([str(site), *filter(None, [env.get("PYTHONPATH")])])
+    if preset is not None:
+        env["PYDANTIC_DISABLE_PLUGINS"] = preset
+    probe = "from pydantic.plugin._loader import get_plugins; print(len(list(get_plugins())))"
+    assert subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True,
+                          check=True).stdout.strip() == "1"  # the spy is a plugin pydantic finds
+    marker.unlink()
+    done = subprocess.run([sys.executable, "-m", "dativo_ingest", "validate"], cwd=examples_copy, env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert marker.exists() == (preset is not None)
+
+
 @pytest.mark.parametrize("closed", [1, 2])
 def test_a_run_with_a_closed_standard_stream_keeps_its_exit_code(closed, examples_copy):
     """A process started with stdout (or stderr) closed has sys.stdout (sys.stderr) None: the end of the run

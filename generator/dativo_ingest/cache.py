@@ -307,6 +307,6 @@ def build(workspaces: list, cached: list[CachedJob], skipped: list[Path], projec
         files = dict(ws.file_shas) if ws.file_shas is not None else {n: sha256(d) for n, d in ws.files.items()}
         files[RECORD] = record_shas[ws.directory]
         # hashed as rendering read them, else now
-        shas = ws.input_shas if ws.input_shas is not None else digest.inputs(ws.inputs, project_root)
+        shas = ws.input_shas if ws.input_shas is not None else digest.inputs(list(map(Path, ws.inputs)), project_root)
         jobs[ws.job] = entry(shas, ws.directory, files, ws.warnings)
     return jobs

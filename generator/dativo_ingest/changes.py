@@ -350,7 +350,7 @@ def build(project, base: str, output_dir: Path) -> ChangeReport:
     current = {ws.directory: ws for ws in rendered.workspaces}
 
     # the inputs at the base ref, by path relative to the repository root
-    input_paths = sorted({_relative_to(p, git.top) for ws in rendered.workspaces for p in ws.inputs}
+    input_paths = sorted({_relative_to(Path(p), git.top) for ws in rendered.workspaces for p in ws.inputs}
                          | {_join(root_rel, r.job) for r in base_records.values() if r.job})
     base_inputs = git.blobs([f"{commit}:{p}" for p in input_paths])
 
@@ -371,7 +371,7 @@ def build(project, base: str, output_dir: Path) -> ChangeReport:
             change.reasons = ["new job"] if not old_files else ["job restored"]
         elif {n: b for n, b in old_files.items()} != new_files:
             change.status, change.action = "modified", "apply"
-            for path in ws.inputs:
+            for path in map(Path, ws.inputs):
                 rel = _relative_to(path, git.top)
                 if path.is_file() and path.read_bytes() != at_base(rel):
                     reason = _input_reason(rel, project, ws.job, git.top)

@@ -50,6 +50,11 @@ def main() -> int | None:
     # is wasted (~25 ms before a 1,000-job render starts, ~12 ms of a no-op check). Rendering, which leaves
     # garbage, collects again (see `pipeline.collecting`).
     gc.disable()
+    import os
+
+    # No pydantic plugin installed beside dativo-tf wraps its models: the output depends on the inputs alone, and
+    # start-up skips scanning every installed package's metadata for plugins. (The Python API leaves them be.)
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     from dativo_ingest.cli import main as cli
 
     try:

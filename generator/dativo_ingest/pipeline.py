@@ -160,7 +160,8 @@ def _render_one(project: ProjectSettings, path: Path, stage: Stage | None = None
     if ws is None:  # hashed as read: a block saved since is not recorded as skipped
         return Skipped(digests.inputs([path], project.root, resolved=(path,), read=read))
     files = {name: text.encode("utf-8") for name, text in ws.files.items()}
-    output = Output(ws.job.relative_path, ws.directory.as_posix(), files, ws.inputs, ws.env, ws.warnings)
+    output = Output(ws.job.relative_path, ws.directory.as_posix(), files, [str(p) for p in ws.inputs], ws.env,
+                    ws.warnings)
     if not ws.env:  # the cache never records a job whose paths use ${VAR}
         # a module as rendering read it; named by its folder as written, so a re-pointed link shows
         read.update({pattern: (digest, None, False) for pattern, digest in ws.watched.items()})

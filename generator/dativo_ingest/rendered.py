@@ -4,7 +4,6 @@ fit in memory and travel cheaply back from worker processes."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from dativo_ingest.errors import DativoTfError
 
@@ -14,7 +13,9 @@ class Output:
     job: str  # the job file, relative to the project root
     directory: str  # relative to the output folder: tenant/environment/job
     files: dict[str, bytes]  # empty once staged: the bytes are in the stage (see `file_shas`)
-    inputs: list[Path]  # the files it was rendered from: job, asset, settings
+    # the files it was rendered from (job, asset, settings) as absolute paths in text: a Path crosses back from a
+    # worker as its parts and is rebuilt at ~7 µs, per input of every job, in the process waiting for the workers
+    inputs: list[str]
     env: list[str]  # environment variables its paths use
     warnings: list[DativoTfError]
     input_shas: dict[str, str | None] | None = None  # the inputs' sha256 as rendering read them (for the cache)
