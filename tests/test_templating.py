@@ -5,11 +5,14 @@ from __future__ import annotations
 import gc
 import hashlib
 import os
+import pickle
 import resource
+import shutil
 import subprocess
 import sys
 import threading
 import time
+from importlib.resources import files
 
 import jinja2
 import pytest
@@ -20,10 +23,12 @@ from dativo_ingest.project import ProjectSettings
 
 
 @pytest.fixture
-def env(monkeypatch):
-    """A new environment whose `compile` records each template this process compiles (a child's are its own)."""
+def env(monkeypatch, tmp_path):
+    """A new environment whose `compile` records each template this process compiles (a child's are its own), with
+    no compiled code cached beside the templates (see `compiled_env` for that)."""
     templating.environment.cache_clear()
     env = templating.environment()
+    env.bytecode_cache.directory = str(tmp_path / "compiled")
     compiled: list[str] = []
     real = env.compile
 
@@ -63,6 +68,105 @@ def test_templates_compiled_in_a_child_are_the_templates_compiled_here(env):
         assert code == env.compile(source, name, filename)
 
 
+def _recording(env: jinja2.Environment) -> jinja2.Environment:
+    """`env`, recording in `env.compiled_here` each template it compiles."""
+    env.compiled_here = compiled = []
+    real = env.compile
+
+    def compile(source, name=None, filename=None, *args, **kwargs):
+        compiled.append(name)
+        return real(source, name, filename, *args, **kwargs)
+
+    env.compile = compile
+    return env
+
+
+@pytest.fixture
+def compiled_env(tmp_path):
+    """(a new environment over a copy of the templates, caching their compiled code in a folder of its own, that
+    folder): call it again for the next run's environment."""
+    templates = tmp_path / "templates"
+    shutil.copytree(str(files("dativo_ingest.templates")), templates, ignore=shutil.ignore_patterns("__pycache__"))
+    folder = templates / "__pycache__"
+    return lambda: _recording(templating.new_environment(str(templates), str(folder))), templates, folder
+
+
+def test_the_package_caches_compiled_templates_beside_them_where_python_caches_compiled_modules():
+    env = templating.environment()
+    templates = str(files("dativo_ingest.templates"))
+    assert env.loader.searchpath == [templates]
+    assert env.bytecode_cache.directory == os.path.join(templates, "__pycache__")
+
+
+def test_templates_compiled_by_one_run_are_loaded_by_the_next_without_compiling(compiled_env):
+    new, _, folder = compiled_env
+    first = new()
+    names = templating.workspace_templates(first)
+    compiled = {name: first.get_template(name).root_render_func.__code__ for name in names}
+    assert sorted(first.compiled_here) == sorted(names) and len(list(folder.iterdir())) == len(names)
+    second = new()
+    loaded = {name: second.get_template(name).root_render_func.__code__ for name in names}
+    assert second.compiled_here == [] and loaded == compiled
+
+
+def test_a_template_edited_after_it_was_compiled_is_compiled_again(compiled_env):
+    new, templates, _ = compiled_env
+    source = templates / "workspace/probe.tf.j2"
+    source.write_text("first {{ x }}\n")
+    assert new().get_template("workspace/probe.tf.j2").render(x=1) == "first 1\n"
+    source.write_text("other {{ x }}\n")  # the same size
+    env = new()
+    assert env.get_template("workspace/probe.tf.j2").render(x=1) == "other 1\n"
+    assert env.compiled_here == ["workspace/probe.tf.j2"]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "a bad checksum record", "bad code", "empty", "a folder"])
+def test_compiled_code_that_cannot_be_read_is_compiled_again(compiled_env, damage):
+    new, _, folder = compiled_env
+    expected = new().get_template("workspace/versions.tf.j2").root_render_func.__code__
+    (cached,) = folder.iterdir()
+    data = cached.read_bytes()
+    cached.unlink()
+    if damage == "a folder":
+        cached.mkdir()
+    else:
+        magic = len(jinja2.bccache.bc_magic)
+        checksum = magic + len(pickle.dumps(pickle.loads(data[magic:]), 2))  # (the code follows the checksum)
+        cached.write_bytes({"truncated": data[:len(data) // 2], "a bad checksum record": data[:magic] + b"\xff" * 200,
+                            "bad code": data[:checksum] + b"\xff" * 200, "empty": b""}[damage])
+    env = new()
+    assert env.get_template("workspace/versions.tf.j2").root_render_func.__code__ == expected
+    assert env.compiled_here == ["workspace/versions.tf.j2"]
+
+
+def test_a_cache_folder_that_cannot_be_written_leaves_the_code_compiled_in_memory(tmp_path):
+    """A system-wide install this user cannot write to compiles on each run, as with no cache at all."""
+    blocked = tmp_path / "a file"
+    blocked.write_text("")
+    templates = str(files("dativo_ingest.templates"))
+    for folder in (blocked / "compiled", blocked):
+        env = _recording(templating.new_environment(templates, str(folder)))
+        env.get_template("workspace/versions.tf.j2")
+        env.get_template("workspace/versions.tf.j2")
+        assert env.compiled_here == ["workspace/versions.tf.j2"] and blocked.read_text() == ""
+
+
+def test_code_compiled_by_another_jinja_or_another_setup_is_not_used(compiled_env, monkeypatch):
+    """The cached code is keyed by Jinja's version and the environment's options, not only by the template's source:
+    an upgrade or a changed option compiles again."""
+    new, _, _ = compiled_env
+    new().get_template("workspace/versions.tf.j2")
+    monkeypatch.setattr(jinja2, "__version__", "99.0")
+    upgraded = new()
+    upgraded.get_template("workspace/versions.tf.j2")
+    assert upgraded.compiled_here == ["workspace/versions.tf.j2"]
+    monkeypatch.undo()
+    monkeypatch.setattr(templating, "OPTIONS", {**templating.OPTIONS, "trim_blocks": False})
+    changed = new()
+    changed.get_template("workspace/versions.tf.j2")
+    assert changed.compiled_here == ["workspace/versions.tf.j2"]
+
+
 def test_a_child_that_fails_leaves_the_templates_to_be_compiled_here(env, monkeypatch):
     def broken(_env):
         raise RuntimeError("the child fails")
@@ -95,6 +199,7 @@ def test_a_template_that_differs_from_what_the_child_compiled_is_compiled_here(e
     cache = env.bytecode_cache
     for key, (checksum, code) in list(cache.code.items()):
         cache.code[key] = ("another source", code)
+    shutil.rmtree(cache.directory)  # (where the child also cached what it compiled)
     env.cache.clear()
     env.get_template("workspace/backend.tf.j2")
     assert env.compiled_here == ["workspace/backend.tf.j2"]
@@ -188,8 +293,8 @@ def test_a_parent_run_with_its_standard_streams_closed_still_gets_the_compiled_c
     report = tmp_path / "report.txt"
     script = (
         "import sys\nfrom dativo_ingest import templating\n"
-        "env = templating.environment()\ntemplating.compile_aside()\n"
-        "pipe = env.bytecode_cache.pending[1]\nenv.get_template('workspace/versions.tf.j2')\n"
+        f"env = templating.environment()\nenv.bytecode_cache.directory = {str(tmp_path / 'compiled')!r}\n"
+        "templating.compile_aside()\npipe = env.bytecode_cache.pending[1]\nenv.get_template('workspace/versions.tf.j2')\n"
         f"open({str(report)!r}, 'w').write(f'{{pipe}} {{len(env.bytecode_cache.code)}}')\n"
     )
     subprocess.run([sys.executable, "-c", script], check=True, preexec_fn=lambda: (os.close(1), os.close(2)))

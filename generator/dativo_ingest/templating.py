@@ -30,14 +30,24 @@ from dativo_ingest import hcl, yamlsource
 WORKSPACE_DIRS = ("workspace", "aws", "gcp", "module")  # the template folders a workspace renders from
 
 
-class HandedOver(jinja2.BytecodeCache):
-    """Code compiled by a forked child of this process: {bucket key: (source checksum, code)}. A template whose
-    source differs from what the child compiled is compiled here, as without it."""
+class HandedOver(jinja2.FileSystemBytecodeCache):
+    """The templates' compiled code: as a forked child of this process compiled it ({bucket key: (source checksum,
+    code)}), else as an earlier run cached it in `directory`, else compiled here (and cached there for the next run).
 
-    def __init__(self) -> None:
+    `directory` is the package's own, beside the templates, where Python caches the package's compiled modules: it
+    is trusted as they are, and a user who cannot write there (a system-wide install) compiles on each run. Code is
+    used only for the very source it was compiled from (Jinja checks a checksum) and only by the Jinja version and
+    environment options that compiled it (`compiled_by`, part of the key)."""
+
+    def __init__(self, directory: str, compiled_by: str) -> None:
+        super().__init__(directory)
+        self.compiled_by = compiled_by
         self.code: dict[str, tuple[str, object]] = {}
         self.pending: tuple[int, int] | None = None  # (child pid, read end of its pipe) until received
         self.parsed: int | None = None  # the in-memory file the child writes parsed jobs to, when there is one
+
+    def get_cache_key(self, name: str, filename: str | None = None) -> str:
+        return super().get_cache_key(f"{name}\0{self.compiled_by}", filename)
 
     def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
         if self.pending is not None:
@@ -45,9 +55,19 @@ class HandedOver(jinja2.BytecodeCache):
         checksum, code = self.code.get(bucket.key, (None, None))
         if checksum == bucket.checksum:
             bucket.code = code
+            return
+        try:
+            super().load_bytecode(bucket)
+        except Exception:  # cached code that cannot be read (a damaged file, a folder in its place): compiled again
+            bucket.reset()
 
     def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
         self.code[bucket.key] = (bucket.checksum, bucket.code)
+        try:
+            os.makedirs(self.directory, exist_ok=True)
+            super().dump_bytecode(bucket)  # (written whole, then renamed into place)
+        except OSError:  # a folder this user cannot write: the code stays in memory
+            pass
 
     def _receive(self) -> None:
         """The code, waited for (a child that does not send it in time is stopped), then the jobs the child
@@ -150,20 +170,29 @@ class _Environment(jinja2.Environment):
         return super().getattr(obj, attribute)
 
 
+OPTIONS = {"undefined": jinja2.StrictUndefined, "keep_trailing_newline": True, "trim_blocks": True,
+           "lstrip_blocks": True, "autoescape": False}
+FILTERS = {"hcl": hcl.value, "hcl_string": hcl.string, "hcl_key": hcl.key, "hcl_attributes": hcl.attributes}
+
+
 @lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
-    """The one Jinja environment: strict, deterministic, with the HCL filters."""
+    """The one Jinja environment over the package's templates: see `new_environment`."""
+    templates = str(files("dativo_ingest.templates"))
+    return new_environment(templates, os.path.join(templates, "__pycache__"))
+
+
+def new_environment(templates: str, compiled: str) -> jinja2.Environment:
+    """A Jinja environment over the `templates` folder: strict, deterministic, with the HCL filters, and the
+    templates' compiled code cached in the `compiled` folder (see `HandedOver`)."""
+    compiled_by = f"jinja2 {jinja2.__version__} {sorted(OPTIONS.items())} {sorted(FILTERS)}"
     env = _Environment(
-        loader=jinja2.FileSystemLoader(str(files("dativo_ingest.templates"))),
-        undefined=jinja2.StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,
+        loader=jinja2.FileSystemLoader(templates),
         auto_reload=False,  # the templates are the package's own: no need to look for changes on every use
-        bytecode_cache=HandedOver(),
+        bytecode_cache=HandedOver(compiled, compiled_by),
+        **OPTIONS,
     )
-    env.filters.update(hcl=hcl.value, hcl_string=hcl.string, hcl_key=hcl.key, hcl_attributes=hcl.attributes)
+    env.filters.update(FILTERS)
     return env
 
 
