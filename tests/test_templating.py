@@ -341,7 +341,9 @@ def test_jobs_parsed_in_the_child_are_the_jobs_as_read_and_parsed_here(env, exam
             continue
         seen: list = []
         text = yamlsource.read_text(path, seen)
-        data, ahead_text, read = ahead[str(path)]
+        # filed as the child pickled it: the process that renders the job unpickles it (a worker, beside another)
+        assert isinstance(ahead[str(path)], bytes)
+        data, ahead_text, read = pickle.loads(ahead[str(path)])
         assert (data, ahead_text, read[0], read[2]) == (yamlsource.parse(text, path), text, seen[0][0], seen[0][2])
         assert (read[1].st_ino, read[1].st_ctime_ns) == (seen[0][1].st_ino, seen[0][1].st_ctime_ns)
         # taken once: the next load reads the file

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import marshal
 import os
-import pickle
 import select
 import signal
 import struct
@@ -95,9 +94,10 @@ class HandedOver(jinja2.FileSystemBytecodeCache):
             try:
                 if kind == b"c":
                     self.code.update(marshal.loads(payload))
-                else:
-                    parsed.append(pickle.loads(payload))
-            except (EOFError, ValueError, TypeError, pickle.UnpicklingError):  # the templates compile here
+                else:  # (path, the pickled job): unpickled where the job renders
+                    name, _, pickled = bytes(payload).partition(b"\0")
+                    parsed.append((os.fsdecode(name), pickled))
+            except (EOFError, ValueError, TypeError):  # the templates compile here
                 break
         yamlsource.parsed_ahead(parsed)
 
@@ -254,7 +254,7 @@ def compile_aside(jobs: Sequence[Path] = ()) -> None:
                 break
             job = yamlsource.parse_ahead(path)
             if job is not None:
-                _send(write if parsed is None else parsed, b"j", pickle.dumps(job, pickle.HIGHEST_PROTOCOL))
+                _send(write if parsed is None else parsed, b"j", os.fsencode(job[0]) + b"\0" + job[1])
     finally:
         os._exit(status)
 

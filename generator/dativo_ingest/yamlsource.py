@@ -9,10 +9,11 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import pickle
 from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import yaml
 
@@ -240,30 +241,33 @@ def parse(text: str, path: Path | str) -> Any:
 
 
 # Job files read and parsed ahead, in the child that compiles the templates (see `templating.compile_aside`):
-# {path: (data, text, what `read_text` saw)}. Each is taken once, by the process that renders the job.
-_parsed_ahead: dict[str, tuple[Any, str, tuple]] = {}
+# {path: the pickled (data, text, what `read_text` saw)}. Each is taken once, and unpickled, by the process that
+# renders the job: a worker, beside the others, not the main process before any worker starts.
+_parsed_ahead: dict[str, bytes] = {}
 
 
-def parse_ahead(path: Path) -> tuple[str, Any, str, tuple] | None:
-    """(path, data, text, what `read_text` saw) of a job file, read and parsed as `load_mapping` does; None when
-    that fails (rendering then reads it again and reports why)."""
+def parse_ahead(path: Path) -> tuple[str, bytes] | None:
+    """(path, the pickled (data, text, what `read_text` saw)) of a job file, read and parsed as `load_mapping` does;
+    None when that fails (rendering then reads it again and reports why)."""
     seen: list = []
     try:
         text = read_text(path, seen)
-        return os.fspath(path), parse(text, path), text, seen[0]
+        return os.fspath(path), pickle.dumps((parse(text, path), text, seen[0]), pickle.HIGHEST_PROTOCOL)
     except InputError:
         return None
 
 
-def parsed_ahead(parsed: list[tuple[str, Any, str, tuple]]) -> None:
+def parsed_ahead(parsed: Iterable[tuple[str, bytes]]) -> None:
     """Keep the jobs `parse_ahead` parsed (elsewhere) for `load_mapping`, in place of any kept before."""
     _parsed_ahead.clear()
-    _parsed_ahead.update((path, (data, text, read)) for path, data, text, read in parsed)
+    _parsed_ahead.update(parsed)
 
 
 def load_mapping(path: Path, seen: list | None = None) -> tuple[dict, str]:
     """Load a YAML file whose top level must be a mapping. Returns (data, text). `seen`: see `read_text`."""
     ahead = _parsed_ahead.pop(os.fspath(path), None) if _parsed_ahead else None
+    if ahead is not None:
+        ahead = pickle.loads(ahead)
     if ahead is None:
         text = read_text(path, seen)
         data = parse(text, path)
