@@ -92,7 +92,7 @@ def render_all(project: ProjectSettings, paths: tuple[str, ...] | list[str] = ()
     if workers is None:
         workers = _cpu_count() if len(to_render) >= PARALLEL_MIN_JOBS else 1
     workers = min(workers, len(to_render)) if hasattr(os, "fork") else 1
-    if workers > 1:  # a child compiles the templates, then parses jobs, while this process reads the settings
+    if workers > 1:  # a child loads the templates, then parses jobs, while this process reads the settings
         from dativo_ingest import templating
 
         templating.compile_aside(to_render)

@@ -1,9 +1,10 @@
 """The one Jinja environment, and work done aside in a forked process while this one goes on.
 
-Compiling the workspace templates takes ~0.13 s, and a large render needs all of them before its workers start.
-Such a run forks a child (`compile_aside`) to compile them while this process goes on reading the settings and
-importing the models. The child hands the compiled code back over a pipe, through Jinja's bytecode-cache hook:
-the code never touches disk, and nothing but this run's own child can supply it. With the code sent, the child
+Compiling the workspace templates takes ~0.15 s, so their compiled code is cached beside them, where Python caches
+the package's compiled modules (see `HandedOver`): a run loads it in a few milliseconds. A large render needs every
+template before its workers start, and reads every job: such a run forks a child (`compile_aside`) that loads the
+templates (or compiles them, when nothing is cached) while this process goes on reading the settings and importing
+the models, and hands the code back over a pipe, through Jinja's bytecode-cache hook. With the code sent, the child
 goes on reading and parsing the jobs to render, in order, until this process asks for the code: the jobs it got
 through are not read again (see `yamlsource.load_mapping`), the workers parse the rest.
 """

@@ -240,7 +240,7 @@ def parse(text: str, path: Path | str) -> Any:
         loader.dispose()
 
 
-# Job files read and parsed ahead, in the child that compiles the templates (see `templating.compile_aside`):
+# Job files read and parsed ahead, in the child that loads the templates (see `templating.compile_aside`):
 # {path: the pickled (data, text, what `read_text` saw)}. Each is taken once, and unpickled, by the process that
 # renders the job: a worker, beside the others, not the main process before any worker starts.
 _parsed_ahead: dict[str, bytes] = {}
