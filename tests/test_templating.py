@@ -91,11 +91,19 @@ def compiled_env(tmp_path):
     return lambda: _recording(templating.new_environment(str(templates), str(folder))), templates, folder
 
 
-def test_the_package_caches_compiled_templates_beside_them_where_python_caches_compiled_modules():
-    env = templating.environment()
-    templates = str(files("dativo_ingest.templates"))
-    assert env.loader.searchpath == [templates]
-    assert env.bytecode_cache.directory == os.path.join(templates, "__pycache__")
+def test_compiled_templates_are_cached_in_the_users_cache_folder_not_in_the_package(monkeypatch, tmp_path):
+    """Outside the installed package: uninstalling or upgrading leaves nothing of it behind."""
+    monkeypatch.setenv("DATIVO_TF_CACHE_DIR", str(tmp_path / "cache"))
+    templating.environment.cache_clear()
+    try:
+        env = templating.environment()
+        assert env.loader.searchpath == [str(files("dativo_ingest.templates"))]
+        assert env.bytecode_cache.directory == str(tmp_path / "cache/templates")
+        env.get_template("workspace/versions.tf.j2")
+        folder = tmp_path / "cache/templates"
+        assert len(list(folder.iterdir())) == 1 and folder.stat().st_mode & 0o777 == 0o700
+    finally:
+        templating.environment.cache_clear()
 
 
 def test_templates_compiled_by_one_run_are_loaded_by_the_next_without_compiling(compiled_env):
@@ -137,6 +145,77 @@ def test_compiled_code_that_cannot_be_read_is_compiled_again(compiled_env, damag
     env = new()
     assert env.get_template("workspace/versions.tf.j2").root_render_func.__code__ == expected
     assert env.compiled_here == ["workspace/versions.tf.j2"]
+
+
+@pytest.mark.parametrize("folder", ["writable by its group", "writable by anyone", "another user's", "a link"])
+def test_code_in_a_folder_someone_else_can_write_is_not_run(compiled_env, folder):
+    """The cached code runs as this user: a folder another user owns, or may write to, could hold theirs."""
+    new, _, cached = compiled_env
+    new().get_template("workspace/versions.tf.j2")
+    if folder == "a link":
+        cached.rename(cached.with_name("real"))
+        cached.symlink_to(cached.with_name("real"))
+    elif folder == "another user's":
+        if os.getuid() != 0:
+            pytest.skip("only root can give a folder away")
+        os.chown(cached, 4242, -1)
+    else:
+        cached.chmod(0o770 if folder == "writable by its group" else 0o777)
+    env = new()
+    env.get_template("workspace/versions.tf.j2")
+    env.get_template("workspace/backend.tf.j2")
+    assert env.compiled_here == ["workspace/versions.tf.j2", "workspace/backend.tf.j2"]
+    assert len(list(cached.iterdir())) == 1  # nothing written there either
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs here")
+def test_a_fifo_where_compiled_code_should_be_does_not_block(compiled_env):
+    new, templates, cached = compiled_env
+    env = new()
+    env.get_template("workspace/versions.tf.j2")
+    (entry,) = cached.iterdir()
+    entry.unlink()
+    os.mkfifo(entry)
+    env = new()
+    env.get_template("workspace/versions.tf.j2")  # (a blocking open would hang the test)
+    assert env.compiled_here == ["workspace/versions.tf.j2"]
+
+
+def test_a_change_to_the_code_that_compiles_templates_compiles_them_again(compiled_env, monkeypatch, tmp_path):
+    """The compiler bakes in how each filter is called, and the result of one applied to a constant: a change to
+    `hcl` (or to how the environment is set up) must not meet code compiled before it."""
+    new, _, _ = compiled_env
+    sources = []
+    for path in templating.COMPILER_SOURCES:
+        sources.append(tmp_path / path.name)
+        sources[-1].write_bytes(path.read_bytes())
+    monkeypatch.setattr(templating, "COMPILER_SOURCES", tuple(sources))
+    new().get_template("workspace/versions.tf.j2")
+    again = new()
+    again.get_template("workspace/versions.tf.j2")
+    assert again.compiled_here == []
+    sources[-1].write_bytes(sources[-1].read_bytes() + b"\n# a filter changed\n")
+    changed = new()
+    changed.get_template("workspace/versions.tf.j2")
+    assert changed.compiled_here == ["workspace/versions.tf.j2"]
+
+
+def test_only_the_parent_writes_the_code_its_child_compiled(env, monkeypatch):
+    """A child is stopped whenever its parent is done with it: had it been writing, a temporary file would stay."""
+    writers = env.bytecode_cache.directory + ".writers"
+    real = jinja2.FileSystemBytecodeCache.dump_bytecode
+
+    def dump(self, bucket):
+        with open(writers, "a") as log:
+            log.write(f"{os.getpid()}\n")
+        real(self, bucket)
+
+    monkeypatch.setattr(jinja2.FileSystemBytecodeCache, "dump_bytecode", dump)  # the forked child inherits it
+    templating.compile_aside()
+    env.get_template("workspace/versions.tf.j2")
+    written = open(writers).read().split()
+    assert set(written) == {str(os.getpid())}
+    assert len(written) == len(os.listdir(env.bytecode_cache.directory)) == len(templating.workspace_templates(env))
 
 
 def test_a_cache_folder_that_cannot_be_written_leaves_the_code_compiled_in_memory(tmp_path):
@@ -373,6 +452,13 @@ def test_a_job_rendered_from_what_the_child_read_records_the_sha256_of_those_byt
     assert ws.input_shas["jobs/acme/orders_ecs.yaml"] == hashlib.sha256(before).hexdigest()
     assert ws.staged is None and b"4096" in ws.files["terraform.tfvars"]
     assert yamlsource._parsed_ahead == {}
+
+
+def test_a_parsed_job_that_cannot_be_unpickled_is_read_again(examples_copy):
+    job = examples_copy / "jobs/acme/orders_ecs.yaml"
+    yamlsource.parsed_ahead([(str(job), b"\x80\x05damaged")])
+    assert yamlsource.load_mapping(job) == yamlsource.load_mapping(job)
+    assert yamlsource.load_mapping(job)[1] == job.read_text() and yamlsource._parsed_ahead == {}
 
 
 def test_a_frame_the_child_was_cut_off_in_is_dropped():

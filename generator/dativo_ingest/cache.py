@@ -71,7 +71,7 @@ def generator_digest() -> str:
                 newest = max(newest, info.st_mtime_ns, info.st_ctime_ns)
                 signature.update(f"{path}\0{info.st_size}\0{info.st_mtime_ns}\0{info.st_ctime_ns}\0"
                                  f"{info.st_ino}\n".encode())
-    memo = _cache_base() / f"generator-{signature.hexdigest()[:32]}"
+    memo = cache_base() / f"generator-{signature.hexdigest()[:32]}"
     settled = time.time_ns() - newest > 5_000_000_000
     if settled:
         with contextlib.suppress(OSError, UnicodeDecodeError):
@@ -87,7 +87,9 @@ def generator_digest() -> str:
     return value
 
 
-def _cache_base() -> Path:
+def cache_base() -> Path:
+    """This user's dativo-tf cache folder: `$DATIVO_TF_CACHE_DIR`, else `$XDG_CACHE_HOME/dativo-tf`, else
+    `~/.cache/dativo-tf`."""
     base = os.environ.get("DATIVO_TF_CACHE_DIR")
     if not base:
         xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
@@ -97,7 +99,7 @@ def _cache_base() -> Path:
 
 def cache_file(output_dir: Path, settings_path: Path | None) -> Path:
     key = f"{output_dir.resolve()}\0{settings_path.resolve() if settings_path else ''}"
-    return _cache_base() / f"{sha256(key.encode())[:24]}.json"
+    return cache_base() / f"{sha256(key.encode())[:24]}.json"
 
 
 @dataclass(frozen=True)

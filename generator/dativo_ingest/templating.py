@@ -1,7 +1,7 @@
 """The one Jinja environment, and work done aside in a forked process while this one goes on.
 
-Compiling the workspace templates takes ~0.15 s, so their compiled code is cached beside them, where Python caches
-the package's compiled modules (see `HandedOver`): a run loads it in a few milliseconds. A large render needs every
+Compiling the workspace templates takes ~0.15 s, so their compiled code is cached in this user's cache folder
+(see `HandedOver`): a run loads it in a few milliseconds. A large render needs every
 template before its workers start, and reads every job: such a run forks a child (`compile_aside`) that loads the
 templates (or compiles them, when nothing is cached) while this process goes on reading the settings and importing
 the models, and hands the code back over a pipe, through Jinja's bytecode-cache hook. With the code sent, the child
@@ -12,10 +12,13 @@ through are not read again (see `yamlsource.load_mapping`), the workers parse th
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import importlib.util
 import marshal
 import os
 import select
 import signal
+import stat
 import struct
 import sys
 from collections.abc import Iterator, Sequence
@@ -25,7 +28,8 @@ from pathlib import Path
 
 import jinja2
 
-from dativo_ingest import hcl, yamlsource
+from dativo_ingest import __version__, hcl, yamlsource
+from dativo_ingest.reading import read_opened
 
 WORKSPACE_DIRS = ("workspace", "aws", "gcp", "module")  # the template folders a workspace renders from
 
@@ -34,14 +38,17 @@ class HandedOver(jinja2.FileSystemBytecodeCache):
     """The templates' compiled code: as a forked child of this process compiled it ({bucket key: (source checksum,
     code)}), else as an earlier run cached it in `directory`, else compiled here (and cached there for the next run).
 
-    `directory` is the package's own, beside the templates, where Python caches the package's compiled modules: it
-    is trusted as they are, and a user who cannot write there (a system-wide install) compiles on each run. Code is
-    used only for the very source it was compiled from (Jinja checks a checksum) and only by the Jinja version and
-    environment options that compiled it (`compiled_by`, part of the key)."""
+    `directory` is in this user's dativo-tf cache folder, beside the render cache (see `cache.cache_base`): outside
+    the installed package, so uninstalling or upgrading leaves nothing of it behind. The code there runs as this
+    user, so it is read only while the folder is this user's own, a real folder no one else may write to; else the
+    code stays in memory, as with no folder at all. Code is used only for the very source it was compiled from
+    (Jinja checks a checksum) and only by what compiled it (`compiled_by`, part of the key: see `_compiled_by`).
+    Only this process writes there: a child stopped while writing would leave a temporary file behind."""
 
-    def __init__(self, directory: str, compiled_by: str) -> None:
-        super().__init__(directory)
+    def __init__(self, directory: str | None, compiled_by: str) -> None:
+        super().__init__(directory or "")
         self.compiled_by = compiled_by
+        self.persist = True  # False in the forked child
         self.code: dict[str, tuple[str, object]] = {}
         self.pending: tuple[int, int] | None = None  # (child pid, read end of its pipe) until received
         self.parsed: int | None = None  # the in-memory file the child writes parsed jobs to, when there is one
@@ -56,18 +63,42 @@ class HandedOver(jinja2.FileSystemBytecodeCache):
         if checksum == bucket.checksum:
             bucket.code = code
             return
+        if not self._trusted():
+            return
+        try:  # (not following a link; a FIFO never blocks)
+            fd = os.open(self._get_cache_filename(bucket), os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            return
+        data, _ = read_opened(fd)
         try:
-            super().load_bytecode(bucket)
-        except Exception:  # cached code that cannot be read (a damaged file, a folder in its place): compiled again
+            if data is not None:
+                bucket.bytecode_from_string(data)
+        except Exception:  # damaged: compiled again
             bucket.reset()
 
     def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
         self.code[bucket.key] = (bucket.checksum, bucket.code)
+        if self.persist:
+            self._write(bucket)
+
+    def _write(self, bucket: jinja2.bccache.Bucket) -> None:
         try:
-            os.makedirs(self.directory, exist_ok=True)
-            super().dump_bytecode(bucket)  # (written whole, then renamed into place)
+            if self.directory:
+                os.makedirs(self.directory, mode=0o700, exist_ok=True)
+            if self._trusted():
+                super().dump_bytecode(bucket)  # (written whole, then renamed into place)
         except OSError:  # a folder this user cannot write: the code stays in memory
             pass
+
+    def _trusted(self) -> bool:
+        """`directory` is a real folder of this user's that no one else may write to."""
+        getuid = getattr(os, "getuid", None)
+        try:
+            info = os.lstat(self.directory) if self.directory and getuid else None
+        except OSError:
+            return False
+        return (info is not None and stat.S_ISDIR(info.st_mode) and info.st_uid == getuid()
+                and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH))
 
     def _receive(self) -> None:
         """The code, waited for (a child that does not send it in time is stopped), then the jobs the child
@@ -94,7 +125,12 @@ class HandedOver(jinja2.FileSystemBytecodeCache):
         for kind, payload in _frames(sent):
             try:
                 if kind == b"c":
-                    self.code.update(marshal.loads(payload))
+                    received = marshal.loads(payload)
+                    self.code.update(received)
+                    for key, (checksum, code) in received.items():  # what the child compiled, for the next run
+                        bucket = jinja2.bccache.Bucket(None, key, checksum)  # type: ignore[arg-type]
+                        bucket.code = code
+                        self._write(bucket)
                 else:  # (path, the pickled job): unpickled where the job renders
                     name, _, pickled = bytes(payload).partition(b"\0")
                     parsed.append((os.fsdecode(name), pickled))
@@ -179,22 +215,41 @@ FILTERS = {"hcl": hcl.value, "hcl_string": hcl.string, "hcl_key": hcl.key, "hcl_
 @lru_cache(maxsize=1)
 def environment() -> jinja2.Environment:
     """The one Jinja environment over the package's templates: see `new_environment`."""
-    templates = str(files("dativo_ingest.templates"))
-    return new_environment(templates, os.path.join(templates, "__pycache__"))
+    from dativo_ingest.cache import cache_base
+
+    return new_environment(str(files("dativo_ingest.templates")), str(cache_base() / "templates"))
 
 
 def new_environment(templates: str, compiled: str) -> jinja2.Environment:
     """A Jinja environment over the `templates` folder: strict, deterministic, with the HCL filters, and the
     templates' compiled code cached in the `compiled` folder (see `HandedOver`)."""
-    compiled_by = f"jinja2 {jinja2.__version__} {sorted(OPTIONS.items())} {sorted(FILTERS)}"
+    compiled_by = _compiled_by()
     env = _Environment(
         loader=jinja2.FileSystemLoader(templates),
         auto_reload=False,  # the templates are the package's own: no need to look for changes on every use
-        bytecode_cache=HandedOver(compiled, compiled_by),
+        bytecode_cache=HandedOver(compiled if compiled_by else None, compiled_by or ""),
         **OPTIONS,
     )
     env.filters.update(FILTERS)
     return env
+
+
+# The code that decides what a template compiles to, beside Jinja itself: the environment's setup here, and the
+# filters (the compiler bakes in how each is called, and the result of one applied to a constant).
+COMPILER_SOURCES = (Path(__file__), Path(hcl.__file__))
+
+
+def _compiled_by() -> str | None:
+    """What compiled a template's code, for its cache key: Jinja's version, this interpreter's bytecode, and a
+    sha256 of `COMPILER_SOURCES` with the options and filters' names; None when those sources cannot be read."""
+    code = hashlib.sha256(__version__.encode())
+    try:
+        for path in COMPILER_SOURCES:
+            code.update(b"\0" + path.read_bytes())
+    except OSError:
+        return None
+    return (f"jinja2 {jinja2.__version__} {sys.implementation.cache_tag} {importlib.util.MAGIC_NUMBER.hex()} "
+            f"{code.hexdigest()} {sorted(OPTIONS.items())} {sorted(FILTERS)}")
 
 
 def workspace_templates(env: jinja2.Environment) -> list[str]:
@@ -246,6 +301,7 @@ def compile_aside(jobs: Sequence[Path] = ()) -> None:
         for fd in {0, 1, 2} - {write}:
             os.dup2(quiet, fd)
         release_inherited_locks()  # a child outliving a killed parent must not keep the output folder locked
+        cache.persist = False  # the parent writes the code this child sends
         for name in workspace_templates(env):
             env.get_template(name)
         _send(write, b"c", marshal.dumps(cache.code))

@@ -267,7 +267,10 @@ def load_mapping(path: Path, seen: list | None = None) -> tuple[dict, str]:
     """Load a YAML file whose top level must be a mapping. Returns (data, text). `seen`: see `read_text`."""
     ahead = _parsed_ahead.pop(os.fspath(path), None) if _parsed_ahead else None
     if ahead is not None:
-        ahead = pickle.loads(ahead)
+        try:
+            ahead = pickle.loads(ahead)
+        except Exception:  # (whole frames from this run's own child: only a bug could damage one) read it again
+            ahead = None
     if ahead is None:
         text = read_text(path, seen)
         data = parse(text, path)
