@@ -373,7 +373,8 @@ def test_a_parent_run_with_its_standard_streams_closed_still_gets_the_compiled_c
     script = (
         "import sys\nfrom dativo_ingest import templating\n"
         f"env = templating.environment()\nenv.bytecode_cache.directory = {str(tmp_path / 'compiled')!r}\n"
-        "templating.compile_aside()\npipe = env.bytecode_cache.pending[1]\nenv.get_template('workspace/versions.tf.j2')\n"
+        "templating.compile_aside()\npipe = env.bytecode_cache.pending[1]\n"
+        "env.get_template('workspace/versions.tf.j2')\n"
         f"open({str(report)!r}, 'w').write(f'{{pipe}} {{len(env.bytecode_cache.code)}}')\n"
     )
     subprocess.run([sys.executable, "-c", script], check=True, preexec_fn=lambda: (os.close(1), os.close(2)))

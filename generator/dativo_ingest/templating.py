@@ -1,10 +1,10 @@
 """The one Jinja environment, and work done aside in a forked process while this one goes on.
 
 Compiling the workspace templates takes ~0.15 s, so their compiled code is cached in this user's cache folder
-(see `HandedOver`): a run loads it in a few milliseconds. A large render needs every
-template before its workers start, and reads every job: such a run forks a child (`compile_aside`) that loads the
-templates (or compiles them, when nothing is cached) while this process goes on reading the settings and importing
-the models, and hands the code back over a pipe, through Jinja's bytecode-cache hook. With the code sent, the child
+(see `HandedOver`): a run loads it in a few milliseconds. A large render needs every template before its workers
+start, and reads every job: such a run forks a child (`compile_aside`) that loads the templates (or compiles them,
+when nothing is cached) while this process goes on reading the settings and importing the models, and hands the
+code back over a pipe, through Jinja's bytecode-cache hook. With the code sent, the child
 goes on reading and parsing the jobs to render, in order, until this process asks for the code: the jobs it got
 through are not read again (see `yamlsource.load_mapping`), the workers parse the rest.
 """
@@ -65,8 +65,9 @@ class HandedOver(jinja2.FileSystemBytecodeCache):
             return
         if not self._trusted():
             return
-        try:  # (not following a link; a FIFO never blocks)
-            fd = os.open(self._get_cache_filename(bucket), os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+        flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0)  # (not through a link; a FIFO never blocks)
+        try:
+            fd = os.open(self._get_cache_filename(bucket), flags)
         except OSError:
             return
         data, _ = read_opened(fd)
